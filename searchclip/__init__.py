@@ -1,0 +1,1 @@
+"""searchclip: semantic image search with CLIP, FAISS and SQLite."""

@@ -1,0 +1,79 @@
+"""The encoder seam: images and texts in, float32 L2-normalised vectors out.
+
+Subclasses implement three small hooks (``preprocess``, ``_embed_pixels``, ``_embed_texts``);
+batching, normalisation and sanity checks live here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class Encoder(ABC):
+    """Turns images and texts into comparable unit vectors.
+
+    ``model_id`` is what an index records (a Hugging Face id, or a local directory's absolute
+    path); ``dim`` the vector length; ``image_size`` the side of the square model input, which
+    lets decoders shrink large images early.
+    """
+
+    model_id: str
+    dim: int
+    image_size: int
+    batch_size: int = 32
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One RGB image to the model's input, float32 (3, image_size, image_size).
+
+        Must be thread-safe: the indexer calls it on decoding threads.
+        """
+
+    @abstractmethod
+    def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """A batch (n, 3, s, s) of preprocessed images to raw embeddings (n, dim)."""
+
+    @abstractmethod
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        """A batch of texts to raw embeddings (n, dim)."""
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed images (n, 3, s, s) to unit vectors (n, dim), in batches."""
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if pixels.ndim != 4 or pixels.shape[1] != 3:
+            raise ValueError(f"expected pixels of shape (n, 3, s, s), got {pixels.shape}")
+        return self._batched(pixels, len(pixels), self._embed_pixels)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """RGB images to unit vectors (n, dim)."""
+        if not images:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self.encode_pixels(np.stack([self.preprocess(image) for image in images]))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to unit vectors (n, dim)."""
+        texts = list(texts)
+        return self._batched(texts, len(texts), self._embed_texts)
+
+    def _batched(self, items, count: int, embed) -> np.ndarray:
+        if count == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        parts = [embed(items[i : i + self.batch_size]) for i in range(0, count, self.batch_size)]
+        return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)
+
+
+def normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """L2-normalise rows, refusing shapes or values that would corrupt an index."""
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"encoder returned shape {vectors.shape}, expected (n, {dim})")
+    if not np.isfinite(vectors).all():
+        raise ValueError("encoder returned non-finite values")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
