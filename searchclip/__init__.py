@@ -1,1 +1,45 @@
-"""searchclip: semantic image search with CLIP, FAISS and SQLite."""
+"""searchclip: semantic image search with CLIP, FAISS and SQLite.
+
+``import searchclip`` is light: torch and transformers load only when a model is needed, FAISS
+only when an index is searched.
+"""
+
+from searchclip.encoders import DEFAULT_MODEL, Encoder
+from searchclip.engine import SearchEngine, default_index_dir
+from searchclip.errors import (
+    CatalogError,
+    EmptyIndexError,
+    ImageReadError,
+    IndexBusyError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    ModelLoadError,
+    ModelMismatchError,
+    SchemaTooNewError,
+    SearchclipError,
+)
+from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CatalogError",
+    "EmptyIndexError",
+    "Encoder",
+    "FailedFile",
+    "ImageReadError",
+    "IndexBusyError",
+    "IndexInfo",
+    "IndexNotFoundError",
+    "IndexReport",
+    "InvalidArgumentError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "SchemaTooNewError",
+    "SearchEngine",
+    "SearchHit",
+    "SearchclipError",
+    "__version__",
+    "default_index_dir",
+]

@@ -1,0 +1,3 @@
+from searchclip.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The catalog's tables, as SQLAlchemy Core metadata.
+
+This describes the schema at Alembic head; the schema itself is created only by the revisions in
+``migrations/`` (a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Key/value facts about the index: which model built it, the vectors' generation counter.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("dim", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# One row per indexed image; ``id`` is also the image's id in the FAISS index.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("content_hash", String(32), nullable=False, index=True),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("indexed_at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused, so a stale FAISS id can never alias
+)
+
+vectors = Table(
+    "vectors",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("vector", LargeBinary, nullable=False),  # float32 little-endian, L2-normalised
+)
+
+# Files found but not indexable, with the reason of their latest attempt.
+failures = Table(
+    "failures",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("failed_at", Float, nullable=False),
+)

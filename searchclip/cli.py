@@ -1,0 +1,170 @@
+"""The ``searchclip`` command: a thin layer over :class:`searchclip.SearchEngine`.
+
+Each command parses its arguments, opens the engine, makes one library call and formats the
+result. Results go to stdout; which index was used, progress and summaries go to stderr.
+Library errors become a one-line message and exit code 1 in exactly one place: ``_Group.invoke``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from searchclip.encoders import DEFAULT_MODEL
+from searchclip.engine import INDEX_ENV_VAR, SearchEngine, default_index_dir
+from searchclip.errors import InvalidArgumentError, SearchclipError
+from searchclip.results import IndexReport, SearchHit
+
+FAILURES_SHOWN = 10
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SearchclipError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo(
+                "interrupted: work committed so far is kept; run the same command to resume",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Semantic image search: index photo folders with CLIP, search them by text or image.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        help=f"Index directory [default: ${INDEX_ENV_VAR} or ./indexes/default].",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="Where the model runs: auto (CUDA if present), cpu, cuda.")
+]
+
+
+def _open(index: Path | None, **kwargs) -> SearchEngine:
+    engine = SearchEngine(index if index is not None else default_index_dir(), **kwargs)
+    typer.echo(f"index: {engine.index_dir}", err=True)
+    return engine
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="Folder (searched recursively) or image file.")],
+    index: IndexOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help=f"Hugging Face id or local directory of a CLIP model; only when creating "
+            f"an index [default: {DEFAULT_MODEL}].",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per model call.")] = 32,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Decoding threads [default: up to 4].")
+    ] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """Add the images under PATH to the index, or bring it up to date (incremental)."""
+    if not os.path.exists(path):
+        raise InvalidArgumentError(f"{path} does not exist")
+    with _open(index, model=model, device=device, batch_size=batch_size) as engine:
+        report = engine.index(path, progress=True, workers=workers)
+    typer.echo(_summary(report, path))
+    for failure in report.failures[:FAILURES_SHOWN]:
+        typer.echo(f"  skipped {failure.path}: {failure.reason}", err=True)
+    if report.failed > FAILURES_SHOWN:
+        typer.echo(
+            f"  ... and {report.failed - FAILURES_SHOWN} more (see `searchclip info --failures`)",
+            err=True,
+        )
+
+
+def _summary(report: IndexReport, path: Path) -> str:
+    counts = (
+        f"{report.new} new, {report.updated} updated, {report.moved} moved, "
+        f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed"
+    )
+    work = (
+        f"encoded {report.encoded} images"
+        if report.encoded
+        else "nothing to encode: every image was already indexed"
+    )
+    return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s"
+
+
+@app.command()
+def query(
+    text: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    index: IndexOption = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 10,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Find images similar to this one instead.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line: rank, score, path.")
+    ] = False,
+    paths_only: Annotated[bool, typer.Option("--paths", help="Only paths, one per line.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Find the indexed images that best match TEXT (or --image)."""
+    if (text is None) == (image is None):
+        raise InvalidArgumentError("give either a query TEXT or --image PATH (exactly one)")
+    if as_json and paths_only:
+        raise InvalidArgumentError("choose one output format: --json or --paths")
+    with _open(index, create=False, device=device) as engine:
+        hits = engine.search(text, k) if image is None else engine.search_image(image, k)
+    for line in _format_hits(hits, as_json=as_json, paths_only=paths_only):
+        typer.echo(line)
+
+
+def _format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> list[str]:
+    if paths_only:
+        return [hit.path for hit in hits]
+    if as_json:
+        return [
+            json.dumps({"rank": hit.rank, "score": round(hit.score, 6), "path": hit.path})
+            for hit in hits
+        ]
+    return ["rank  score   path"] + [f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}" for hit in hits]
+
+
+@app.command()
+def info(
+    index: IndexOption = None,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List the files that could not be indexed.")
+    ] = False,
+) -> None:
+    """Show what an index holds: its model, image count and failures."""
+    with _open(index, create=False) as engine:
+        summary = engine.info()
+        failed = engine.failures() if failures else []
+    typer.echo(f"model:    {summary.model} ({summary.dim} dimensions)")
+    typer.echo(f"images:   {summary.files}")
+    typer.echo(f"failures: {summary.failures}")
+    for failure in failed:
+        typer.echo(f"  {failure.path}: {failure.reason}")
+
+
+def main() -> None:
+    app()

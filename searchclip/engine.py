@@ -1,0 +1,270 @@
+"""SearchEngine: the library's front door. The CLI is a thin layer over it.
+
+An index is one directory: ``catalog.sqlite`` (the source of truth) and ``vectors-<gen>.faiss``
+(the search structure, derived from the catalog's vectors). ``<gen>`` is the catalog's vectors
+generation, bumped in the same transaction as every change to the vectors, so a FAISS file is
+either exactly current or ignored and rebuilt: no separate bookkeeping can drift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from searchclip import images
+from searchclip.catalog import Catalog, ModelRecord
+from searchclip.encoders import DEFAULT_MODEL, Encoder, load_encoder, resolve_model_name
+from searchclip.errors import (
+    EmptyIndexError,
+    IndexBusyError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    ModelMismatchError,
+)
+from searchclip.ingest import IngestOptions, index_path
+from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from searchclip.vector_index import VectorIndex
+
+CATALOG_FILE = "catalog.sqlite"
+LOCK_FILE = "write.lock"
+INDEX_ENV_VAR = "SEARCHCLIP_INDEX"
+DEFAULT_INDEX_DIR = Path("indexes") / "default"
+
+
+def default_index_dir() -> Path:
+    """``$SEARCHCLIP_INDEX`` if set, else ``./indexes/default``."""
+    return Path(os.environ.get(INDEX_ENV_VAR) or DEFAULT_INDEX_DIR)
+
+
+class SearchEngine:
+    """One index directory, opened for indexing and searching.
+
+    >>> with SearchEngine("indexes/photos") as engine:           # doctest: +SKIP
+    ...     engine.index("~/Pictures")
+    ...     hits = engine.search("dog on the beach", k=5)
+
+    ``model`` is needed only to create an index (default: CLIP ViT-B/32); an existing index
+    always uses the model it was built with, and naming another one raises ModelMismatchError.
+    ``encoder`` injects a ready :class:`~searchclip.encoders.Encoder` instead of loading one.
+    ``create=False`` refuses to create a missing index (what queries want).
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike | None = None,
+        *,
+        model: str | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        create: bool = True,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.index_dir = Path(index_dir if index_dir is not None else default_index_dir())
+        self.index_dir = self.index_dir.expanduser().absolute()
+        catalog_path = self.index_dir / CATALOG_FILE
+        if not catalog_path.is_file():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no index at {self.index_dir}; create one with "
+                    f"`searchclip index PATH --index {self.index_dir}`"
+                )
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch size must be at least 1, got {batch_size}")
+        self._device = device
+        self._batch_size = batch_size
+        self._encoder = encoder
+        self._vector_index: VectorIndex | None = None
+        self._vector_generation = -1
+        self._catalog = Catalog.open(catalog_path)
+        try:
+            self._model = self._check_model(model)
+        except BaseException:
+            self._catalog.close()
+            raise
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._catalog.close()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- model ---------------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The model this index uses (recorded, or the one it will be created with)."""
+        if self._model is not None:
+            return self._model.name
+        if self._encoder is not None:
+            return self._encoder.model_id
+        return self._requested_model
+
+    def _check_model(self, model: str | None) -> ModelRecord | None:
+        recorded = self._catalog.model()
+        wanted = self._encoder.model_id if self._encoder else model
+        self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
+        if recorded is not None and wanted and resolve_model_name(wanted) != recorded.name:
+            raise ModelMismatchError(
+                f"the index at {self.index_dir} was built with model {recorded.name!r}, not "
+                f"{resolve_model_name(wanted)!r}; omit --model to use the index's own model, "
+                "or choose another --index for the new model"
+            )
+        return recorded
+
+    def encoder(self) -> Encoder:
+        """The index's encoder, loaded on first use (loading CLIP takes seconds)."""
+        if self._encoder is None:
+            self._encoder = load_encoder(
+                self.model_name, device=self._device, batch_size=self._batch_size
+            )
+        return self._encoder
+
+    def _ensure_model_recorded(self) -> ModelRecord:
+        if self._model is None:
+            encoder = self.encoder()
+            self._model = self._catalog.set_model(encoder.model_id, encoder.dim)
+        return self._model
+
+    # --- indexing ------------------------------------------------------------------------------
+
+    def index(
+        self,
+        path: str | os.PathLike,
+        *,
+        progress: bool = False,
+        workers: int | None = None,
+        max_pixels: int = images.DEFAULT_MAX_PIXELS,
+    ) -> IndexReport:
+        """Index the images under ``path`` (a folder, recursively, or one file); incremental."""
+        options = IngestOptions(
+            batch_size=self._batch_size,
+            progress=progress,
+            max_pixels=max_pixels,
+            **({"workers": workers} if workers else {}),
+        )
+        with self._write_lock():
+            model = self._ensure_model_recorded()
+            report = index_path(path, self._catalog, model, self.encoder, options)
+            self._sync_vector_index()
+        return report
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """One writer per index: a second ``index`` run fails fast instead of interleaving."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; SQLite still serialises the writes
+            yield
+            return
+        with open(self.index_dir / LOCK_FILE, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusyError(
+                    f"another searchclip process is indexing into {self.index_dir}; "
+                    "wait for it to finish"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # --- the vector index ----------------------------------------------------------------------
+
+    def _sync_vector_index(self) -> VectorIndex:
+        """The FAISS index for the catalog's current vectors: cached, loaded, or rebuilt."""
+        from searchclip.vector_index import FlatIndex, VectorIndexFileError, build_flat_index
+
+        generation = self._catalog.vectors_generation()
+        if self._vector_index is not None and generation == self._vector_generation:
+            return self._vector_index
+        model = self._ensure_model_recorded()
+        path = self.index_dir / f"vectors-{generation}.faiss"
+        try:
+            index = FlatIndex.load(path, model.dim)
+            if index.ntotal != self._catalog.count_files():
+                raise VectorIndexFileError(f"{path} is out of step with the catalog")
+        except VectorIndexFileError:
+            index = build_flat_index(model.dim, *self._catalog.all_vectors(model))
+            with contextlib.suppress(OSError):  # a read-only index still answers queries
+                index.save(path)
+        for stale in self.index_dir.glob("vectors-*.faiss"):
+            if stale != path:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        self._vector_index, self._vector_generation = index, generation
+        return index
+
+    # --- searching -----------------------------------------------------------------------------
+
+    def search(self, text: str, k: int = 10) -> list[SearchHit]:
+        """The ``k`` images that best match ``text``, best first."""
+        if not text or not text.strip():
+            raise InvalidArgumentError("the query text is empty")
+        self._check_searchable(k)
+        return self.search_vector(self.encoder().encode_texts([text])[0], k)
+
+    def search_image(self, image: str | os.PathLike | Image.Image, k: int = 10) -> list[SearchHit]:
+        """The ``k`` images most similar to ``image`` (a path or a PIL image), best first."""
+        self._check_searchable(k)
+        if not hasattr(image, "mode"):
+            image = images.load_image(image).image
+        elif image.mode != "RGB":
+            image = image.convert("RGB")
+        return self.search_vector(self.encoder().encode_images([image])[0], k)
+
+    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
+        """The ``k`` images nearest to a query vector of the index's model."""
+        self._check_searchable(k)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, ids = self._sync_vector_index().search(query, k)
+        records = self._catalog.files_by_id(int(i) for i in ids[0])
+        hits = [
+            (float(score), records[int(file_id)])
+            for score, file_id in zip(scores[0], ids[0], strict=True)
+            if int(file_id) in records
+        ]
+        return [
+            SearchHit(rank, score, record.path, record.width, record.height)
+            for rank, (score, record) in enumerate(hits, start=1)
+        ]
+
+    def _check_searchable(self, k: int) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidArgumentError(f"k must be a positive number of results, got {k!r}")
+        if self._model is None or self._catalog.count_files() == 0:
+            raise EmptyIndexError(
+                f"the index at {self.index_dir} holds no images yet; "
+                f"index some with `searchclip index PATH --index {self.index_dir}`"
+            )
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def info(self) -> IndexInfo:
+        model = self._model
+        return IndexInfo(
+            index_dir=str(self.index_dir),
+            model=self.model_name,
+            dim=model.dim if model else 0,
+            files=self._catalog.count_files(),
+            failures=len(self._catalog.failures()),
+        )
+
+    def failures(self) -> list[FailedFile]:
+        """Files that could not be indexed, with the reason recorded at their last attempt."""
+        return self._catalog.failures()
