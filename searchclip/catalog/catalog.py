@@ -210,7 +210,7 @@ class Catalog:
             .order_by(schema.vectors.c.file_id)
         )
         with self._engine.connect() as connection:
-            rows = connection.execute(query).tuples().all()
+            rows = connection.execute(query).all()
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         blob = b"".join(row[1] for row in rows)
         if len(blob) != len(rows) * model.dim * 4:

@@ -1,0 +1,223 @@
+"""CLIP through Hugging Face transformers: the one module of searchclip that imports torch.
+
+Model, tokenizer and image processor always come from the same source: a local directory
+(``--model PATH``) or a Hugging Face id, tried first in the local cache and downloaded only when
+the hub can be reached. Weights load from safetensors only. Every failure is a one-line
+:class:`~searchclip.errors.ModelLoadError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from huggingface_hub import try_to_load_from_cache
+from PIL import Image
+from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
+from transformers.utils import logging as hf_logging
+
+from searchclip.encoders import looks_like_path, resolve_model_name
+from searchclip.encoders.base import Encoder
+from searchclip.errors import ModelLoadError
+
+_TRUTHY = {"1", "true", "yes", "on"}
+_DNS_TIMEOUT_S = 2.0
+
+
+class ClipEncoder(Encoder):
+    """A CLIP model (``transformers.CLIPModel``) with its own tokenizer and image processor."""
+
+    def __init__(self, model_id: str, model, tokenizer, processor, device: str, batch_size: int):
+        crop = processor.crop_size
+        if not processor.do_center_crop or crop.height is None or crop.height != crop.width:
+            raise ModelLoadError(f"the image processor of {model_id} does not make square crops")
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "right"  # text pooling reads the first end-of-text token
+        self.processor = processor
+        self.device = device
+        self.batch_size = batch_size
+        self.dim = int(model.config.projection_dim)
+        self.image_size = int(crop.height)
+        self.max_text_length = int(model.config.text_config.max_position_embeddings)
+
+    @classmethod
+    def load(cls, model: str, device: str = "auto", batch_size: int = 32) -> ClipEncoder:
+        """Load ``model`` (a local directory or a Hugging Face id) onto ``device``."""
+        device = _pick_device(device)
+        with _quiet_transformers():
+            path = Path(model).expanduser()
+            if path.is_dir():
+                parts = _load_directory(path.resolve())
+            elif looks_like_path(model):
+                raise ModelLoadError(f"no model directory at {path}")
+            else:
+                parts = _load_hub(model)
+            clip = parts[0]
+            try:
+                clip.to(device)
+            except Exception as exc:
+                raise ModelLoadError(f"cannot move the model to {device}: {_line(exc)}") from exc
+            clip.eval()
+        return cls(resolve_model_name(model), *parts, device=device, batch_size=batch_size)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        pixels = self.processor(images=image, return_tensors="np")["pixel_values"][0]
+        return np.asarray(pixels, dtype=np.float32)
+
+    def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        with torch.inference_mode():
+            return _features(self.model.get_image_features(pixel_values=batch.to(self.device)))
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_length,
+            return_tensors="pt",
+        )
+        inputs = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
+        with torch.inference_mode():
+            return _features(self.model.get_text_features(**inputs))
+
+
+def _features(output) -> np.ndarray:
+    """Projected embeddings from ``get_*_features``: a tensor (transformers 4) or an output
+    object whose ``pooler_output`` holds them (transformers 5)."""
+    tensor = output if isinstance(output, torch.Tensor) else output.pooler_output
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+def _pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"CUDA was requested (--device {device}) but torch sees no CUDA device"
+            )
+        return device  # a cuda:N beyond the last device fails when the model moves there
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError("MPS was requested (--device mps) but torch sees no MPS device")
+        return device
+    raise ModelLoadError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
+
+
+def _load_parts(source: str, local_files_only: bool):
+    """Model, tokenizer and image processor, all from ``source``."""
+    kwargs = {"local_files_only": local_files_only}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    processor = CLIPImageProcessorPil.from_pretrained(source, **kwargs)
+    model = CLIPModel.from_pretrained(source, use_safetensors=True, dtype=torch.float32, **kwargs)
+    return model, tokenizer, processor
+
+
+def _load_directory(path: Path):
+    names = {entry.name for entry in path.iterdir()}
+    if "config.json" not in names:
+        raise ModelLoadError(f"{path} is not a model directory: it has no config.json")
+    if not names & {"model.safetensors", "model.safetensors.index.json"}:
+        has_bin = any(name.endswith(".bin") for name in names)
+        found = "only PyTorch .bin weights" if has_bin else "no weights"
+        raise ModelLoadError(
+            f"{path} has {found}: safetensors weights (model.safetensors) are required; "
+            "re-save the model with save_pretrained() to write them"
+        )
+    missing = []
+    if "tokenizer.json" not in names and not {"vocab.json", "merges.txt"} <= names:
+        missing.append("tokenizer files (tokenizer.json, or vocab.json and merges.txt)")
+    if "preprocessor_config.json" not in names:
+        missing.append("the image processor file preprocessor_config.json")
+    if missing:
+        raise ModelLoadError(f"{path} is missing {' and '.join(missing)}")
+    try:
+        return _load_parts(str(path), local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the model in {path}: {_line(exc)}") from exc
+
+
+def _load_hub(model: str):
+    try:
+        return _load_parts(model, local_files_only=True)
+    except Exception as exc:
+        cached_error = exc
+    if _hub_unreachable():
+        if _in_cache(model):
+            raise ModelLoadError(
+                f"cannot load model '{model}' from the local Hugging Face cache "
+                f"({_line(cached_error)}) and huggingface.co cannot be reached; "
+                "pass --model PATH to a complete local copy"
+            ) from cached_error
+        raise ModelLoadError(
+            f"cannot load model '{model}': it is not in the local Hugging Face cache and "
+            "huggingface.co cannot be reached. Download it on a machine with network access "
+            "(save_pretrained) and pass --model PATH"
+        ) from cached_error
+    try:
+        return _load_parts(model, local_files_only=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot download model '{model}' from Hugging Face: {_line(exc)}. "
+            "Check the id, or save the model locally and pass --model PATH"
+        ) from exc
+
+
+def _in_cache(model: str) -> bool:
+    try:
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except Exception:
+        return False
+
+
+def _hub_unreachable() -> bool:
+    """True when offline mode is on or the hub's host name does not resolve (in ~2 s at most)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY:
+        return True
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    if not host:
+        return True
+    resolved: list[bool] = []
+
+    def lookup() -> None:
+        with suppress(OSError):
+            resolved.append(bool(socket.getaddrinfo(host, 443)))
+
+    thread = threading.Thread(target=lookup, name="searchclip-dns", daemon=True)
+    thread.start()
+    thread.join(_DNS_TIMEOUT_S)
+    return not resolved
+
+
+@contextmanager
+def _quiet_transformers():
+    """Silence transformers' info/warning logs and its progress bars while loading."""
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, shortened: never a traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,27 @@
+"""Session-wide fixtures: a tiny CLIP model built once, and the encoder loaded from it.
+
+torch and transformers are imported inside the fixtures, so test modules that never ask for
+them (the CLI's lazy-import checks, storage tests) run without paying for, or seeing, them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP (safetensors weights, tokenizer, image processor) in a temp dir."""
+    from tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    """The ``ClipEncoder`` for ``tiny_model_dir`` on CPU, loaded the way ``--model PATH`` is."""
+    from searchclip.encoders import load_encoder
+
+    return load_encoder(str(tiny_model_dir), device="cpu")

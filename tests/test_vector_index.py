@@ -1,0 +1,291 @@
+"""Both vector indexes: agreement with each other, add/remove invariants, atomic files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchclip.vector_index import (
+    FlatIndex,
+    NumpyIndex,
+    VectorIndex,
+    VectorIndexFileError,
+    build_flat_index,
+)
+
+DIM = 16
+KINDS = [FlatIndex, NumpyIndex]
+
+
+def unit_vectors(n: int, seed: int, dim: int = DIM) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def filled(kind: type[VectorIndex], n: int = 200, seed: int = 0) -> VectorIndex:
+    index = kind(DIM)
+    index.add(np.arange(n, dtype=np.int64) * 7 + 1, unit_vectors(n, seed))
+    return index
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_matches_brute_force(kind: type[VectorIndex]) -> None:
+    ids = np.arange(300, dtype=np.int64) * 3 + 5
+    vectors = unit_vectors(300, seed=1)
+    index = kind(DIM)
+    index.add(ids, vectors)
+    queries = unit_vectors(25, seed=2)
+
+    scores, found = index.search(queries, 10)
+
+    assert scores.shape == found.shape == (25, 10)
+    assert scores.dtype == np.float32 and found.dtype == np.int64
+    exact = queries @ vectors.T
+    for row in range(25):
+        best = np.argsort(-exact[row])[:10]
+        np.testing.assert_array_equal(found[row], ids[best])
+        np.testing.assert_allclose(scores[row], exact[row, best], atol=1e-5)
+        assert np.all(np.diff(scores[row]) <= 1e-6)  # best first
+
+
+def test_flat_and_numpy_agree() -> None:
+    flat, ref = filled(FlatIndex, seed=3), filled(NumpyIndex, seed=3)
+    queries = unit_vectors(40, seed=4)
+    flat_scores, flat_ids = flat.search(queries, 5)
+    ref_scores, ref_ids = ref.search(queries, 5)
+    np.testing.assert_allclose(flat_scores, ref_scores, atol=1e-5)
+    # Identical ids except where two scores tie within float error.
+    differ = flat_ids != ref_ids
+    assert np.all(np.abs(flat_scores - ref_scores)[differ] < 1e-5)
+    assert differ.mean() < 0.01
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_replaces_existing_ids(kind: type[VectorIndex]) -> None:
+    index = filled(kind, n=50)
+    new = unit_vectors(1, seed=99)
+    index.add(np.array([8]), new)  # id 8 = 1 * 7 + 1 already present
+
+    assert index.ntotal == 50
+    assert sorted(index.ids().tolist()) == [i * 7 + 1 for i in range(50)]
+    scores, found = index.search(new, 1)
+    assert found[0, 0] == 8
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_remove_and_readd(kind: type[VectorIndex]) -> None:
+    index = filled(kind, n=100)
+    gone = np.array([1, 8, 15, 700_000])  # the last id is not held
+    assert index.remove(gone) == 3
+    assert index.ntotal == 97
+    assert index.remove(gone) == 0
+    assert index.remove(np.array([], np.int64)) == 0
+
+    _, found = index.search(unit_vectors(30, seed=5), 97)
+    assert found.shape == (30, 97)
+    assert not np.isin(found, gone).any()
+    assert (found != -1).all()
+
+    vector = unit_vectors(1, seed=6)
+    index.add(np.array([8]), vector)
+    assert index.ntotal == 98
+    assert index.search(vector, 1)[1][0, 0] == 8
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ids_unique_after_many_operations(kind: type[VectorIndex]) -> None:
+    rng = np.random.default_rng(7)
+    index, expected = kind(DIM), set()
+    for step in range(40):
+        batch = rng.choice(60, size=int(rng.integers(1, 10)), replace=False)
+        if step % 3 == 2:
+            index.remove(batch)
+            expected -= set(batch.tolist())
+        else:
+            index.add(batch, unit_vectors(len(batch), seed=step))
+            expected |= set(batch.tolist())
+    held = index.ids()
+    assert held.dtype == np.int64
+    assert len(held) == len(set(held.tolist())) == index.ntotal
+    assert set(held.tolist()) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_k_larger_than_ntotal(kind: type[VectorIndex]) -> None:
+    index = filled(kind, n=4)
+    scores, found = index.search(unit_vectors(3, seed=8), 50)
+    assert scores.shape == found.shape == (3, 4)
+    assert all(sorted(row) == [1, 8, 15, 22] for row in found.tolist())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_index_search(kind: type[VectorIndex]) -> None:
+    index = kind(DIM)
+    assert index.ntotal == 0
+    assert index.ids().shape == (0,)
+    scores, found = index.search(unit_vectors(3, seed=9), 5)
+    assert scores.shape == found.shape == (3, 0)
+    assert scores.dtype == np.float32 and found.dtype == np.int64
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ties_are_all_returned(kind: type[VectorIndex]) -> None:
+    index = kind(DIM)
+    vector = unit_vectors(1, seed=10)
+    index.add(np.array([3, 1, 2]), np.repeat(vector, 3, axis=0))
+    scores, found = index.search(vector, 2)
+    assert len(set(found[0].tolist())) == 2
+    assert set(found[0].tolist()) <= {1, 2, 3}
+    np.testing.assert_allclose(scores[0], [1.0, 1.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("ids", "vectors"),
+    [
+        (np.arange(3), np.zeros((2, DIM), np.float32)),  # count mismatch
+        (np.arange(2), np.zeros((2, DIM + 1), np.float32)),  # wrong dim
+        (np.arange(2), np.zeros(DIM, np.float32)),  # not 2-D
+        (np.arange(4).reshape(2, 2), np.zeros((2, DIM), np.float32)),  # ids not 1-D
+        (np.array([1.5, 2.5]), np.zeros((2, DIM), np.float32)),  # ids not integers
+        (np.array([1, 1]), np.zeros((2, DIM), np.float32)),  # duplicate ids in one batch
+        (np.array([-1, 2]), np.zeros((2, DIM), np.float32)),  # -1 means "no result" in FAISS
+        (np.arange(2), np.full((2, DIM), np.nan, np.float32)),  # NaN ranks nothing
+    ],
+)
+def test_add_validates(kind: type[VectorIndex], ids: np.ndarray, vectors: np.ndarray) -> None:
+    index = kind(DIM)
+    with pytest.raises(ValueError):
+        index.add(ids, vectors)
+    assert index.ntotal == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_validates(kind: type[VectorIndex]) -> None:
+    index = filled(kind, n=5)
+    with pytest.raises(ValueError):
+        index.search(unit_vectors(1, seed=0)[0], 1)  # 1-D query
+    with pytest.raises(ValueError):
+        index.search(np.zeros((1, DIM + 1), np.float32), 1)
+    with pytest.raises(ValueError):
+        index.search(unit_vectors(1, seed=0), 0)
+    with pytest.raises(ValueError):
+        kind(0)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(kind: type[VectorIndex], tmp_path: Path) -> None:
+    index = filled(kind, n=120)
+    index.remove(np.array([1, 8]))
+    path = tmp_path / "vectors.idx"
+    index.save(path)
+
+    loaded = kind.load(path, DIM)
+
+    assert isinstance(loaded, kind)
+    assert loaded.ntotal == 118
+    assert sorted(loaded.ids().tolist()) == sorted(index.ids().tolist())
+    queries = unit_vectors(10, seed=11)
+    for got, want in zip(loaded.search(queries, 7), index.search(queries, 7), strict=True):
+        np.testing.assert_array_equal(got, want)
+    loaded.add(np.array([1]), unit_vectors(1, seed=12))  # a loaded index is fully usable
+    assert loaded.ntotal == 119
+    assert os.listdir(tmp_path) == ["vectors.idx"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_index_round_trip(kind: type[VectorIndex], tmp_path: Path) -> None:
+    kind(DIM).save(tmp_path / "empty.idx")
+    loaded = kind.load(tmp_path / "empty.idx", DIM)
+    assert loaded.ntotal == 0
+    assert loaded.search(unit_vectors(2, seed=0), 3)[1].shape == (2, 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_is_atomic(kind: type[VectorIndex], tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(kind, n=10).save(path)
+    old = path.read_bytes()
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        filled(kind, n=30, seed=1).save(path)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["vectors.idx"]  # no temp file left behind
+    assert kind.load(path, DIM).ntotal == 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_overwrites(kind: type[VectorIndex], tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(kind, n=10).save(path)
+    filled(kind, n=30).save(str(path))
+    assert kind.load(str(path), DIM).ntotal == 30
+    assert os.listdir(tmp_path) == ["vectors.idx"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_missing_file(kind: type[VectorIndex], tmp_path: Path) -> None:
+    with pytest.raises(VectorIndexFileError):
+        kind.load(tmp_path / "nope.idx", DIM)
+    with pytest.raises(VectorIndexFileError):
+        kind.load(tmp_path, DIM)  # a directory
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"\x00" * 4096])
+def test_load_garbage(kind: type[VectorIndex], content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    path.write_bytes(content)
+    with pytest.raises(VectorIndexFileError):
+        kind.load(path, DIM)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_truncated(kind: type[VectorIndex], tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(kind, n=50).save(path)
+    data = path.read_bytes()
+    for cut in (1, 8, 40, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(VectorIndexFileError):
+            kind.load(path, DIM)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_wrong_dim(kind: type[VectorIndex], tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(kind, n=5).save(path)
+    with pytest.raises(VectorIndexFileError, match="8"):
+        kind.load(path, 8)
+
+
+def test_load_other_kinds_file(tmp_path: Path) -> None:
+    filled(NumpyIndex, n=5).save(tmp_path / "numpy.idx")
+    filled(FlatIndex, n=5).save(tmp_path / "flat.idx")
+    with pytest.raises(VectorIndexFileError):
+        FlatIndex.load(tmp_path / "numpy.idx", DIM)
+    with pytest.raises(VectorIndexFileError):
+        NumpyIndex.load(tmp_path / "flat.idx", DIM)
+
+
+def test_build_flat_index() -> None:
+    ids = np.array([10, 20, 30], np.int64)
+    vectors = unit_vectors(3, seed=13)
+    index = build_flat_index(DIM, ids, vectors)
+    assert isinstance(index, FlatIndex)
+    assert index.dim == DIM
+    assert sorted(index.ids().tolist()) == [10, 20, 30]
+    assert index.search(vectors[1:2], 1)[1][0, 0] == 20

@@ -1,0 +1,126 @@
+"""Build a tiny, randomly initialised CLIP model directory for tests.
+
+Everything is made here, offline: a CLIP-format BPE tokenizer (byte-level vocab plus a few
+merges), a small ``CLIPConfig`` and a ``CLIPImageProcessorPil`` for 32x32 inputs. The result
+loads through the same public route as a user's ``--model PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+# A handful of merges for common English letter pairs, in CLIP's "left right" format.
+MERGES = [
+    ("t", "h"),
+    ("th", "e</w>"),
+    ("i", "n"),
+    ("e", "r</w>"),
+    ("a", "n"),
+    ("o", "n</w>"),
+    ("o", "f</w>"),
+    ("p", "h"),
+    ("o", "t"),
+    ("o", "g</w>"),
+    ("c", "a"),
+    ("r", "e"),
+    ("e", "s</w>"),
+    ("i", "s</w>"),
+    ("a", "t</w>"),
+    ("d", "og</w>"),
+]
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's (and GPT-2's) reversible mapping of the 256 bytes to printable unicode symbols."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(code) for code in codes), strict=True))
+
+
+def tiny_vocab() -> tuple[dict[str, int], list[str]]:
+    """The vocabulary (token -> id) and merge lines of the tiny tokenizer."""
+    symbols = list(bytes_to_unicode().values())
+    tokens = symbols + [symbol + "</w>" for symbol in symbols]
+    tokens += ["".join(pair) for pair in MERGES]
+    tokens += [BOS, EOS]
+    return {token: index for index, token in enumerate(tokens)}, [" ".join(p) for p in MERGES]
+
+
+def write_tokenizer(directory: Path) -> CLIPTokenizer:
+    """Write ``vocab.json`` + ``merges.txt``, load them as a CLIP tokenizer and save it fully."""
+    vocab, merges = tiny_vocab()
+    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", "utf-8")
+    tokenizer = CLIPTokenizer.from_pretrained(directory, model_max_length=77)
+    ids = tokenizer("a photo of a dog")["input_ids"]
+    if ids[0] != tokenizer.bos_token_id or ids[-1] != tokenizer.eos_token_id or len(ids) < 4:
+        raise RuntimeError(f"tiny tokenizer is broken: 'a photo of a dog' -> {ids}")
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def tiny_config(vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> CLIPConfig:
+    """A CLIP config small enough to run in milliseconds on a CPU."""
+    common = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    common["intermediate_size"] = 64
+    text = dict(common, vocab_size=vocab_size, max_position_embeddings=77)
+    text.update(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id)
+    vision = dict(common, image_size=32, patch_size=8)
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+
+
+def write_model(directory: Path, config: CLIPConfig, seed: int = 0) -> None:
+    """Random weights for ``config`` (seeded), saved as safetensors."""
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(directory)
+
+
+def write_processor(directory: Path, size: int = 32) -> None:
+    """A CLIP image processor for ``size`` x ``size`` inputs with CLIP's mean and std."""
+    processor = CLIPImageProcessorPil(
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+    )
+    processor.save_pretrained(directory)
+
+
+def build_tiny_clip(directory: Path, seed: int = 0, tokenizer_dir: Path | None = None) -> Path:
+    """Write a complete tiny CLIP model directory (weights, tokenizer, processor) and return it.
+
+    With ``tokenizer_dir``, the tokenizer saved there (e.g. the real CLIP one) is loaded and saved
+    into ``directory`` instead of the tiny one, and the text vocabulary is sized to match it.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir is None:
+        tokenizer = write_tokenizer(directory)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        tokenizer.save_pretrained(directory)
+    config = tiny_config(
+        len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    )
+    write_model(directory, config, seed)
+    write_processor(directory)
+    return directory
