@@ -19,11 +19,11 @@ DEFAULT_URL = "sqlite:///indexes/default/catalog.sqlite"
 
 
 def _url() -> str:
-    return (
-        config.get_main_option("sqlalchemy.url")
-        or os.environ.get("SEARCHCLIP_DB_URL")
-        or DEFAULT_URL
-    )
+    # There is no alembic.ini (config lives in pyproject.toml): read the url only where a caller
+    # set one with Config.set_main_option.
+    if config.file_config.has_option(config.config_ini_section, "sqlalchemy.url"):
+        return config.get_main_option("sqlalchemy.url")
+    return os.environ.get("SEARCHCLIP_DB_URL") or DEFAULT_URL
 
 
 def run_offline() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import DatabaseError
 
@@ -76,15 +76,31 @@ class CatalogChanges:
         return any((self.upserts, self.restats, self.removed, self.failures, self.cleared_failures))
 
 
-def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
+def _on_connect(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling commits DDL implicitly, so a migration that failed
+    # half-way would leave tables behind; take over BEGIN ourselves (SQLAlchemy's documented
+    # recipe) so every migration and every batch is all-or-nothing.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # WAL lets queries read while an index run writes; NORMAL sync is durable against crashes of
-    # the process (kill -9), which is the failure that matters for a batch-committing indexer.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL sync in WAL mode is durable against a crash of the process (kill -9), the failure
+    # that matters for a batch-committing indexer. These settings last only for the connection.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _use_wal(engine: Engine) -> None:
+    """WAL lets queries read while an index run writes; set once, it persists in the file."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
 
 
 class Catalog:
@@ -98,12 +114,15 @@ class Catalog:
     def open(cls, path: str | Path) -> Catalog:
         """Open (creating if missing) the catalog at ``path`` and upgrade it to Alembic head."""
         path = Path(path)
-        engine = create_engine(f"sqlite:///{path}")
-        event.listen(engine, "connect", _set_sqlite_pragmas)
+        # URL.create, not an f-string: a path with "?" or "%" must not be parsed as a URL.
+        engine = create_engine(URL.create("sqlite", database=str(path)))
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
         try:
             with engine.begin() as connection:
                 _check_is_catalog(connection, path)
                 upgrade_to_head(connection, where=str(path.parent))
+            _use_wal(engine)  # only once the file is known to be ours
         except (DatabaseError, sqlite3.DatabaseError) as exc:
             engine.dispose()
             raise CatalogError(
@@ -145,13 +164,19 @@ class Catalog:
     def set_model(self, name: str, dim: int) -> ModelRecord:
         """Record the model of a new index."""
         with self._engine.begin() as connection:
-            model_id = connection.scalar(
-                select(schema.models.c.id).where(schema.models.c.name == name)
-            )
-            if model_id is None:
+            row = connection.execute(
+                select(schema.models.c.id, schema.models.c.dim).where(schema.models.c.name == name)
+            ).first()
+            if row is None:
                 model_id = connection.execute(
                     insert(schema.models).values(name=name, dim=dim, created_at=time.time())
                 ).inserted_primary_key[0]
+            elif row.dim != dim:
+                raise CatalogError(
+                    f"model {name} is recorded with {row.dim} dimensions but now has {dim}"
+                )
+            else:
+                model_id = row.id
             _put_setting(connection, _MODEL_KEY, name)
         return ModelRecord(model_id, name, dim)
 

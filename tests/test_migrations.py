@@ -1,0 +1,256 @@
+"""The catalog's schema: built by the Alembic revisions, equal to ``schema.metadata``, and refused
+(untouched) when it comes from a newer searchclip or is not a searchclip catalog at all."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import alembic.command
+import alembic.operations
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, MetaData, Text, create_engine
+
+from searchclip.catalog import schema
+from searchclip.catalog.catalog import Catalog, CatalogChanges, FileEntry
+from searchclip.catalog.migrate import head_revision, migrations_dir
+from searchclip.errors import CatalogError, SchemaTooNewError
+
+TABLES = {"settings", "models", "files", "vectors", "failures"}
+
+
+def query(path: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` read straight through sqlite3, bypassing searchclip."""
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def execute(path: Path, *statements: str) -> None:
+    with closing(sqlite3.connect(path)) as connection, connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def tables(path: Path) -> set[str]:
+    """The application's tables in the SQLite file (SQLite's own ``sqlite_*`` tables left out)."""
+    rows = query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def stamped_revision(path: Path) -> list[str]:
+    return [version for (version,) in query(path, "SELECT version_num FROM alembic_version")]
+
+
+def alembic_config(path: Path) -> Config:
+    """A plain Alembic config, as the ``alembic`` command line would build (no connection)."""
+    config = Config(output_buffer=io.StringIO())
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    return config
+
+
+def new_catalog(path: Path) -> Path:
+    Catalog.open(path).close()
+    return path
+
+
+def test_migrations_dir_holds_the_alembic_environment() -> None:
+    directory = migrations_dir()
+    assert (directory / "env.py").is_file()
+    assert (directory / "versions").is_dir()
+    assert any((directory / "versions").glob("*.py"))
+
+
+def test_opening_a_missing_path_creates_a_catalog_at_head(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    assert not path.exists()
+
+    new_catalog(path)
+
+    assert path.is_file()
+    assert stamped_revision(path) == [head_revision()]
+    assert tables(path) == TABLES | {"alembic_version"}
+
+
+@pytest.mark.parametrize("make_empty", ["zero_bytes", "sqlite_without_tables"])
+def test_an_empty_database_is_upgraded_to_head(tmp_path: Path, make_empty: str) -> None:
+    path = tmp_path / "catalog.sqlite"
+    if make_empty == "zero_bytes":
+        path.write_bytes(b"")
+    else:
+        # A written SQLite header, but no tables.
+        execute(path, "CREATE TABLE scratch (x)", "DROP TABLE scratch")
+        assert path.stat().st_size > 0
+    assert tables(path) == set()
+
+    new_catalog(path)
+
+    assert stamped_revision(path) == [head_revision()]
+    assert tables(path) == TABLES | {"alembic_version"}
+
+
+def test_migrated_schema_equals_schema_metadata(tmp_path: Path) -> None:
+    """Keeps ``schema.py`` and the revisions in ``migrations/versions`` telling the same story."""
+    path = new_catalog(tmp_path / "catalog.sqlite")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), schema.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_schema_comparison_notices_drift(tmp_path: Path) -> None:
+    """The check above is not vacuous: a column or type that only schema.py has is reported."""
+    path = new_catalog(tmp_path / "catalog.sqlite")
+    drifted = MetaData()
+    for table in schema.metadata.sorted_tables:
+        table.to_metadata(drifted)
+    drifted.tables["files"].append_column(Column("caption", Text, nullable=True))
+    drifted.tables["models"].c.dim.type = Text()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), drifted)
+    finally:
+        engine.dispose()
+    # Column modifications come grouped in a list of tuples; the others are plain tuples.
+    kinds = {change[0] if isinstance(change, tuple) else change[0][0] for change in diff}
+    assert kinds == {"add_column", "modify_type"}
+
+
+def test_alembic_command_upgrade_and_downgrade(tmp_path: Path) -> None:
+    """env.py's own branch (no connection handed in) works, as for the ``alembic`` command."""
+    path = tmp_path / "catalog.sqlite"
+    config = alembic_config(path)
+
+    alembic.command.upgrade(config, "head")
+    assert stamped_revision(path) == [head_revision()]
+    assert tables(path) == TABLES | {"alembic_version"}
+
+    alembic.command.downgrade(config, "base")
+    assert tables(path) == {"alembic_version"}
+    assert stamped_revision(path) == []
+
+    alembic.command.upgrade(config, "head")  # and back up again
+    assert tables(path) == TABLES | {"alembic_version"}
+
+
+def test_alembic_command_upgrade_offline_renders_sql(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    config = alembic_config(path)
+
+    alembic.command.upgrade(config, "head", sql=True)
+
+    sql = config.output_buffer.getvalue()
+    for table in TABLES:
+        assert f"CREATE TABLE {table}" in sql
+    assert "CREATE INDEX ix_files_content_hash" in sql
+    assert f"'{head_revision()}'" in sql
+    assert not path.exists() or tables(path) == set()  # offline mode touches no database
+
+
+def test_reopening_an_up_to_date_catalog_runs_no_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog.sqlite"
+    with Catalog.open(path) as catalog:
+        model = catalog.set_model("tiny", 4)
+        entry = FileEntry("/photos/a.jpg", 10, 1, "hash-a", 3, 2)
+        catalog.apply(CatalogChanges(upserts=[(entry, np.ones(4, np.float32))]), model)
+
+    def no_migration(*args, **kwargs):
+        raise AssertionError("an up-to-date catalog must not be migrated")
+
+    monkeypatch.setattr(alembic.command, "upgrade", no_migration)
+    with Catalog.open(path) as catalog:
+        assert catalog.model() == model
+        assert list(catalog.files_under("/photos")) == ["/photos/a.jpg"]
+    assert stamped_revision(path) == [head_revision()]
+
+
+def test_catalog_from_a_newer_searchclip_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = new_catalog(tmp_path / "catalog.sqlite")
+    execute(path, "UPDATE alembic_version SET version_num = '9999_future'")
+    before = path.read_bytes()
+
+    with pytest.raises(SchemaTooNewError, match="upgrade searchclip") as raised:
+        Catalog.open(path)
+
+    assert "9999_future" in str(raised.value)
+    assert path.read_bytes() == before
+    assert stamped_revision(path) == ["9999_future"]
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    before = path.read_bytes()
+
+    with pytest.raises(CatalogError, match="not a readable searchclip catalog"):
+        Catalog.open(path)
+
+    assert path.read_bytes() == before
+
+
+def foreign_database(path: Path) -> Path:
+    """A SQLite database of some other application (default rollback journal, no alembic)."""
+    execute(path, "CREATE TABLE foo (x INTEGER)", "INSERT INTO foo VALUES (1)")
+    return path
+
+
+def test_another_applications_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = foreign_database(tmp_path / "catalog.sqlite")
+
+    with pytest.raises(CatalogError, match="not a searchclip catalog"):
+        Catalog.open(path)
+
+    assert tables(path) == {"foo"}
+
+
+def test_another_applications_sqlite_database_is_left_byte_for_byte_untouched(
+    tmp_path: Path,
+) -> None:
+    path = foreign_database(tmp_path / "catalog.sqlite")
+    before = path.read_bytes()
+
+    with pytest.raises(CatalogError):
+        Catalog.open(path)
+
+    assert path.read_bytes() == before
+
+
+def test_a_failed_first_migration_leaves_a_catalog_that_opens_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog.sqlite"
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted mid-migration")
+
+    with monkeypatch.context() as patch:
+        # 0001_initial creates settings, models and files, then fails on the files index.
+        patch.setattr(alembic.operations.Operations, "create_index", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            Catalog.open(path)
+
+    new_catalog(path)  # a plain retry must succeed
+    assert stamped_revision(path) == [head_revision()]
+
+
+@pytest.mark.parametrize("name", ["photos #1.sqlite", "what?.sqlite", "100%41.sqlite"])
+def test_catalog_path_with_url_special_characters(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+
+    new_catalog(path)
+
+    assert sorted(os.listdir(tmp_path)) == [name]
+    assert stamped_revision(path) == [head_revision()]
