@@ -159,7 +159,8 @@ class SearchEngine:
         )
         with self._write_lock():
             model = self._ensure_model_recorded()
-            report = index_path(path, self._catalog, model, self.encoder, options)
+            root = Path(path).expanduser()
+            report = index_path(root, self._catalog, model, self.encoder, options)
             self._sync_vector_index()
         return report
 
@@ -223,7 +224,7 @@ class SearchEngine:
         """The ``k`` images most similar to ``image`` (a path or a PIL image), best first."""
         self._check_searchable(k)
         if not hasattr(image, "mode"):
-            image = images.load_image(image).image
+            image = images.load_image(Path(image).expanduser()).image
         elif image.mode != "RGB":
             image = image.convert("RGB")
         return self.search_vector(self.encoder().encode_images([image])[0], k)
