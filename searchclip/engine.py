@@ -161,7 +161,8 @@ class SearchEngine:
             model = self._ensure_model_recorded()
             root = Path(path).expanduser()
             report = index_path(root, self._catalog, model, self.encoder, options)
-            self._sync_vector_index()
+            if not self._vector_file().exists():  # vectors changed, or the file went missing
+                self._sync_vector_index()
         return report
 
     @contextlib.contextmanager
@@ -187,6 +188,11 @@ class SearchEngine:
 
     # --- the vector index ----------------------------------------------------------------------
 
+    def _vector_file(self, generation: int | None = None) -> Path:
+        if generation is None:
+            generation = self._catalog.vectors_generation()
+        return self.index_dir / f"vectors-{generation}.faiss"
+
     def _sync_vector_index(self) -> VectorIndex:
         """The FAISS index for the catalog's current vectors: cached, loaded, or rebuilt."""
         from searchclip.vector_index import FlatIndex, VectorIndexFileError, build_flat_index
@@ -195,7 +201,7 @@ class SearchEngine:
         if self._vector_index is not None and generation == self._vector_generation:
             return self._vector_index
         model = self._ensure_model_recorded()
-        path = self.index_dir / f"vectors-{generation}.faiss"
+        path = self._vector_file(generation)
         try:
             index = FlatIndex.load(path, model.dim)
             if index.ntotal != self._catalog.count_files():
@@ -233,6 +239,11 @@ class SearchEngine:
         """The ``k`` images nearest to a query vector of the index's model."""
         self._check_searchable(k)
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != self._model.dim:
+            raise InvalidArgumentError(
+                f"a query vector has {query.shape[1]} values; this index's model has "
+                f"{self._model.dim}"
+            )
         scores, ids = self._sync_vector_index().search(query, k)
         records = self._catalog.files_by_id(int(i) for i in ids[0])
         hits = [

@@ -85,8 +85,7 @@ class _Run:
         self.changes = CatalogChanges()
         self.pending_items = 0
         self.to_encode: list[tuple[FileEntry, np.ndarray, str]] = []  # entry, pixels, kind
-        self.fresh: dict[str, tuple[FileEntry, np.ndarray]] = {}  # uncommitted vectors by hash
-        self.reusable: set[str] = set()
+        self.reusable: set[str] = set()  # content hashes with a committed vector
         self.vanished: dict[str, list[FileRecord]] = {}
 
     # --- planning ----------------------------------------------------------------------------
@@ -161,8 +160,8 @@ class _Run:
         return True
 
     def _add_content(self, item: _Prepared, kind: str) -> None:
-        reused = self.fresh.get(item.content_hash)
-        if reused is None and item.pixels is None:
+        reused = None
+        if item.pixels is None:  # the worker saw this content in the catalog: copy its vector
             reused = self.catalog.find_by_hash(item.content_hash, self.model)
         if reused is not None:
             source, vector = reused
@@ -204,12 +203,11 @@ class _Run:
             vectors = self.encoder.get().encode_pixels(pixels)
             for (entry, _, kind), vector in zip(self.to_encode, vectors, strict=True):
                 self.changes.upserts.append((entry, vector))
-                self.fresh[entry.content_hash] = (entry, vector)
                 self.counts[kind] += 1
             self.encoded += len(self.to_encode)
         self.catalog.apply(self.changes, self.model)
-        self.reusable.update(self.fresh)
-        self.changes, self.to_encode, self.fresh, self.pending_items = CatalogChanges(), [], {}, 0
+        self.reusable.update(entry.content_hash for entry, _ in self.changes.upserts)
+        self.changes, self.to_encode, self.pending_items = CatalogChanges(), [], 0
 
     def sweep(self, root: str) -> None:
         """Remove what vanished and was not found elsewhere; forget failures that are gone."""
