@@ -25,3 +25,19 @@ def tiny_encoder(tiny_model_dir: Path):
     from searchclip.encoders import load_encoder
 
     return load_encoder(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def model(tiny_model_dir: Path) -> str:
+    """The tiny model as a user passes it: ``--model PATH``."""
+    return str(tiny_model_dir)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Six distinct generated pictures: PNGs at the top, JPEGs in ``sub/``."""
+    from pictures import photo_folder
+
+    root = tmp_path / "photos"
+    photo_folder(root, 6)
+    return root

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pictures import COCO_IMAGES, photo_folder, write_picture
+from pictures import COCO_IMAGES, write_picture
 from typer.testing import CliRunner, Result
 
 from searchclip.cli import app
 
-PHOTOS = 6
+PHOTOS = 6  # pictures in the `photos` fixture (conftest.py)
 BIG_RUN = 120  # pictures for the interrupted-run tests
 BIG_BATCH = 4
 
@@ -88,18 +88,6 @@ def index_stderr_line(index_dir: Path) -> str:
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def model(tiny_model_dir: Path) -> str:
-    return str(tiny_model_dir)
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    root = tmp_path / "photos"
-    photo_folder(root, PHOTOS)
-    return root
 
 
 @pytest.fixture

@@ -25,18 +25,6 @@ from searchclip.vector_index import FlatIndex
 
 
 @pytest.fixture
-def model(tiny_model_dir: Path) -> str:
-    return str(tiny_model_dir)
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    root = tmp_path / "photos"
-    photo_folder(root, 6)
-    return root
-
-
-@pytest.fixture
 def engine(tmp_path: Path, model: str):
     with SearchEngine(tmp_path / "index", model=model, batch_size=4) as opened:
         yield opened
