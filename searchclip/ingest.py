@@ -96,6 +96,9 @@ class _Run:
         seen = {stat.path for stat in scan.files}
         todo = []
         for stat in scan.files:
+            if not _storable(stat.path):
+                self._fail(stat.path, "file name is not valid UTF-8: rename the file to index it")
+                continue
             record = known.get(stat.path)
             if record and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
                 self.counts["unchanged"] += 1
@@ -105,7 +108,7 @@ class _Run:
             if path not in seen:
                 self.vanished.setdefault(record.content_hash, []).append(record)
         for path, reason in scan.failures:
-            self._fail(path, reason, None)
+            self._fail(path, reason)
         self.reusable = self.catalog.content_hashes(self.model) if todo else set()
         return todo
 
@@ -191,7 +194,8 @@ class _Run:
             return _Prepared(item.stat, item.record, error=exc.reason)
         return self._decode(item.stat, item.record, data, item.content_hash)
 
-    def _fail(self, path: str, reason: str, record: FileRecord | None) -> None:
+    def _fail(self, path: str, reason: str, record: FileRecord | None = None) -> None:
+        path = _printable(path)
         self.failures.append(FailedFile(path, reason))
         self.changes.failures.append((path, reason))
         if record is not None:  # its stored vector describes content that is no longer there
@@ -258,6 +262,21 @@ def index_path(
         elapsed_s=time.monotonic() - started,
         failures=tuple(run.failures),
     )
+
+
+def _storable(path: str) -> bool:
+    """False for names with bytes that are not UTF-8 (Python keeps them as lone surrogates),
+    which the catalog's TEXT columns cannot hold."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """``path`` with any undecodable bytes shown as U+FFFD, for reports and the failure list."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
 
 
 def _entry(stat: images.FileStat, content_hash: str, like: FileEntry) -> FileEntry:

@@ -290,3 +290,15 @@ def test_a_second_writer_is_refused(engine, photos):
         with pytest.raises(IndexBusyError, match="another searchclip process"):
             engine.index(photos)
     assert engine.index(photos).unchanged == 6  # the lock is free again
+
+
+def test_a_file_name_that_is_not_utf8_is_a_reported_skip(engine, photos):
+    # Linux allows any bytes in names; Python hands them over as lone surrogates.
+    odd = os.fsdecode(os.fsencode(photos) + b"/caf\xe9.png")
+    write_picture(Path(odd), seed=50)
+    for _ in range(2):  # the failure is recorded again, not forgotten, on the next run
+        report = engine.index(photos)
+        assert report.failed == 1
+        assert "not valid UTF-8" in report.failures[0].reason
+        assert [f.path for f in engine.failures()] == [str(photos / "caf\ufffd.png")]
+    assert engine.info().files == 6
