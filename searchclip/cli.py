@@ -167,5 +167,40 @@ def info(
         typer.echo(f"  {failure.path}: {failure.reason}")
 
 
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write the scenes (and the index).")
+    ] = Path("searchclip-demo"),
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            "--index", help="Index directory [default: DIRECTORY/index].", show_default=False
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", help="Scenes to generate.")] = 300,
+) -> None:
+    """Offline first run: generate shape scenes, index them with the bundled tiny CLIP, search."""
+    from searchclip.demo import run_demo
+
+    if count < 10:
+        raise InvalidArgumentError(f"--count must be at least 10, got {count}")
+    result = run_demo(directory, index_dir=index, count=count)
+    typer.echo(f"index: {result.index_dir}", err=True)
+    typer.echo(f"generated {count} scenes of coloured shapes in {result.scenes_dir}")
+    typer.echo(_summary(result.report, result.scenes_dir))
+    for query in result.queries:
+        typer.echo(f"\nquery {query.query!r}, looking for a {query.wanted}:")
+        marks = query.correct(result.labels)
+        for hit, caption, correct in zip(query.hits, query.captions, marks, strict=True):
+            mark = "✓" if correct else "✗"
+            name = Path(hit.path).name
+            typer.echo(f"  {hit.rank}  {hit.score:.3f}  {mark}  {name}  {caption}")
+    typer.echo(
+        "\nThe bundled model knows 8 colours and 5 shapes; try "
+        f'`searchclip query "a green square" --index {result.index_dir}`.'
+    )
+
+
 def main() -> None:
     app()
