@@ -60,16 +60,25 @@ class VectorIndex(ABC):
         ids = _as_ids(ids)
         return self._remove(ids) if len(ids) and self.ntotal else 0
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``min(k, ntotal)`` best ids per query, best first: (scores f32, ids i64)."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``min(k, ntotal)`` best ids per query, best first: (scores f32, ids i64).
+
+        ``allowed`` restricts the search to those ids (a filter, e.g. by tag); rows are then
+        padded with id -1 where fewer than k allowed ids are held.
+        """
         queries = self._as_vectors(queries, "queries")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         k = min(int(k), self.ntotal)
+        if allowed is not None:
+            allowed = np.unique(_as_ids(allowed))
+            k = min(k, len(allowed))
         if k == 0:
             m = len(queries)
             return np.empty((m, 0), np.float32), np.empty((m, 0), np.int64)
-        scores, ids = self._search(queries, k)
+        scores, ids = self._search(queries, k, allowed)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -83,7 +92,9 @@ class VectorIndex(ABC):
     def _remove(self, ids: np.ndarray) -> int: ...
 
     @abstractmethod
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @abstractmethod
     def _to_bytes(self) -> bytes: ...
@@ -144,8 +155,15 @@ class FlatIndex(VectorIndex):
     def _remove(self, ids: np.ndarray) -> int:
         return int(self._index.remove_ids(ids))
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._index.search(queries, k)  # k <= ntotal, so no -1 padding
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if allowed is None:
+            return self._index.search(queries, k)  # k <= ntotal, so no -1 padding
+        import faiss
+
+        selector = faiss.IDSelectorBatch(allowed)
+        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def _to_bytes(self) -> bytes:
         import faiss
@@ -196,8 +214,12 @@ class NumpyIndex(VectorIndex):
             self._ids, self._vectors = self._ids[keep], self._vectors[keep]
         return removed
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = queries @ self._vectors.T
+        if allowed is not None:  # filtered-out ids score -inf and are reported as -1
+            scores[:, ~np.isin(self._ids, allowed)] = -np.inf
         top_scores = np.empty((len(queries), k), np.float32)
         top_ids = np.empty((len(queries), k), np.int64)
         for row, row_scores in enumerate(scores):
@@ -205,6 +227,7 @@ class NumpyIndex(VectorIndex):
             cand = np.arange(len(row_scores)) if best is None else best
             order = cand[np.lexsort((self._ids[cand], -row_scores[cand]))]  # ties: smaller id
             top_scores[row], top_ids[row] = row_scores[order], self._ids[order]
+            top_ids[row][np.isneginf(top_scores[row])] = -1
         return top_scores, top_ids
 
     def _to_bytes(self) -> bytes:

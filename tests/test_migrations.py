@@ -23,7 +23,17 @@ from searchclip.catalog.catalog import Catalog, CatalogChanges, FileEntry
 from searchclip.catalog.migrate import head_revision, migrations_dir
 from searchclip.errors import CatalogError, SchemaTooNewError
 
-TABLES = {"settings", "models", "files", "vectors", "failures"}
+TABLES = {
+    "settings",
+    "models",
+    "files",
+    "vectors",
+    "failures",
+    "vocabularies",
+    "labels",
+    "tagged",
+    "tags",
+}
 
 
 def query(path: Path, sql: str) -> list[tuple]:

@@ -289,3 +289,30 @@ def test_build_flat_index() -> None:
     assert index.dim == DIM
     assert sorted(index.ids().tolist()) == [10, 20, 30]
     assert index.search(vectors[1:2], 1)[1][0, 0] == 20
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_restricted_to_allowed_ids(kind: type[VectorIndex]) -> None:
+    index = filled(kind)
+    held = index.ids()
+    allowed = np.concatenate([held[::7], [10**9]])  # an unknown id is simply never found
+    queries = unit_vectors(5, seed=3)
+    scores, ids = index.search(queries, 10, allowed=allowed)
+    assert set(ids.ravel()) <= set(allowed.tolist())
+    # The same as an unrestricted search over an index that holds only the allowed ids.
+    subset = kind(DIM)
+    all_ids, all_vectors = np.arange(200, dtype=np.int64) * 7 + 1, unit_vectors(200, seed=0)
+    keep = np.isin(all_ids, allowed)  # filled() holds exactly these ids and vectors
+    subset.add(all_ids[keep], all_vectors[keep])
+    expected_scores, expected_ids = subset.search(queries, 10)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_allowed_ids_beyond_k_pad_with_minus_one(kind: type[VectorIndex]) -> None:
+    index = filled(kind)
+    allowed = np.array([index.ids()[0], 10**9])  # one held id, one unknown
+    _, ids = index.search(unit_vectors(1, seed=4), 5, allowed=allowed)
+    assert ids.shape == (1, 2)
+    assert ids[0, 0] == index.ids()[0] and ids[0, 1] == -1

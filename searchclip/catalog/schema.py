@@ -10,12 +10,14 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -67,4 +69,62 @@ failures = Table(
     Column("path", Text, primary_key=True),
     Column("reason", Text, nullable=False),
     Column("failed_at", Float, nullable=False),
+)
+
+# A label vocabulary as seen by one model: its fingerprint covers the labels, their prompts and
+# the prompt templates, so changed content is a new row (and a re-tag), never a stale cache.
+vocabularies = Table(
+    "vocabularies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rule", Text, nullable=True),  # JSON: how the last tagging run chose tags
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("model_id", "fingerprint", name="uq_vocabularies_model_fingerprint"),
+)
+
+# Each label's prompt-ensemble embedding (the cache) and its calibrated threshold, if any.
+labels = Table(
+    "labels",
+    metadata,
+    Column(
+        "vocabulary_id",
+        Integer,
+        ForeignKey("vocabularies.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("threshold", Float, nullable=True),
+)
+
+# Which files a vocabulary has scored (also those that got no tag), so re-runs skip them.
+tagged = Table(
+    "tagged",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "vocabulary_id",
+        Integer,
+        ForeignKey("vocabularies.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "vocabulary_id",
+        Integer,
+        ForeignKey("vocabularies.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("score", Float, nullable=False),  # cosine similarity of image and label
+    Index("ix_tags_label_score", "vocabulary_id", "position", "score"),
 )
