@@ -7,6 +7,7 @@ Library errors become a one-line message and exit code 1 in exactly one place: `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -125,15 +126,39 @@ def query(
         bool, typer.Option("--json", help="One JSON object per line: rank, score, path.")
     ] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Only paths, one per line.")] = False,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", help="Only images with this stored tag (repeatable).", show_default=False
+        ),
+    ] = None,
+    no_tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--no-tag", help="No images with this stored tag (repeatable).", show_default=False
+        ),
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
-    """Find the indexed images that best match TEXT (or --image)."""
-    if (text is None) == (image is None):
-        raise InvalidArgumentError("give either a query TEXT or --image PATH (exactly one)")
+    """Find the indexed images that best match TEXT (or --image), optionally filtered by tags.
+
+    With --tag and no TEXT or --image, list the images carrying the tag, best score first.
+    """
+    tags, not_tags = tag or [], no_tag or []
+    if text is not None and image is not None:
+        raise InvalidArgumentError("give a query TEXT or --image PATH, not both")
+    if text is None and image is None and not tags:
+        raise InvalidArgumentError("give exactly one of a query TEXT, --image PATH or --tag LABEL")
     if as_json and paths_only:
         raise InvalidArgumentError("choose one output format: --json or --paths")
     with _open(index, create=False, device=device) as engine:
-        hits = engine.search(text, k) if image is None else engine.search_image(image, k)
+        if text is not None:
+            hits = engine.search(text, k, tags=tags, not_tags=not_tags)
+        elif image is not None:
+            hits = engine.search_image(image, k, tags=tags, not_tags=not_tags)
+        else:
+            first, *others = tags
+            hits = engine.images_with_tag(first, k, tags=others, not_tags=not_tags)
     for line in _format_hits(hits, as_json=as_json, paths_only=paths_only):
         typer.echo(line)
 
@@ -147,6 +172,59 @@ def _format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> l
             for hit in hits
         ]
     return ["rank  score   path"] + [f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}" for hit in hits]
+
+
+@app.command()
+def tag(
+    index: IndexOption = None,
+    vocab: Annotated[
+        str, typer.Option("--vocab", help="Built-in vocabulary (coco, imagenet) or a labels file.")
+    ] = "coco",
+    top_k: Annotated[int, typer.Option("--top-k", help="Tags per image (without thresholds).")] = 3,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", help="Every label scoring at least this (cosine).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The run's figures as one JSON object.")
+    ] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Tag every indexed image not yet tagged with a label vocabulary (zero-shot CLIP).
+
+    Images get their --top-k best labels, or with --threshold every label that passes it, or,
+    after `searchclip calibrate`, every label that passes its own calibrated threshold.
+    """
+    with _open(index, create=False, device=device) as engine:
+        report = engine.tag(vocab, top_k=top_k, threshold=threshold)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(report)))
+        return
+    typer.echo(
+        f"tagged {report.scored} images with {report.vocabulary} ({report.labels} labels, "
+        f"{report.rule}): {report.tags} tags; {report.already} already tagged; "
+        f"{report.elapsed_s:.1f} s"
+    )
+
+
+@app.command()
+def tags(
+    path: Annotated[Path, typer.Argument(help="An indexed image.")],
+    index: IndexOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per tag: label, score, vocabulary.")
+    ] = False,
+) -> None:
+    """Show the stored tags of one image, best score first."""
+    with _open(index, create=False) as engine:
+        found = engine.tags(path)
+    for item in found:
+        if as_json:
+            typer.echo(json.dumps(dataclasses.asdict(item)))
+        else:
+            typer.echo(f"{item.score:.4f}  {item.label}  ({item.vocabulary})")
 
 
 @app.command()

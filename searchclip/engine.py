@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit
 if TYPE_CHECKING:
     from PIL import Image
 
+    from searchclip.tagging import Tag, Tagger, TagReport
     from searchclip.vector_index import VectorIndex
 
 CATALOG_FILE = "catalog.sqlite"
@@ -219,23 +220,45 @@ class SearchEngine:
 
     # --- searching -----------------------------------------------------------------------------
 
-    def search(self, text: str, k: int = 10) -> list[SearchHit]:
-        """The ``k`` images that best match ``text``, best first."""
+    def search(
+        self, text: str, k: int = 10, *, tags: Sequence[str] = (), not_tags: Sequence[str] = ()
+    ) -> list[SearchHit]:
+        """The ``k`` images that best match ``text``, best first.
+
+        ``tags`` keeps only images carrying every one of those stored tags; ``not_tags`` drops
+        images carrying any of them (see :meth:`tag`).
+        """
         if not text or not text.strip():
             raise InvalidArgumentError("the query text is empty")
         self._check_searchable(k)
-        return self.search_vector(self.encoder().encode_texts([text])[0], k)
+        vector = self.encoder().encode_texts([text])[0]
+        return self.search_vector(vector, k, tags=tags, not_tags=not_tags)
 
-    def search_image(self, image: str | os.PathLike | Image.Image, k: int = 10) -> list[SearchHit]:
+    def search_image(
+        self,
+        image: str | os.PathLike | Image.Image,
+        k: int = 10,
+        *,
+        tags: Sequence[str] = (),
+        not_tags: Sequence[str] = (),
+    ) -> list[SearchHit]:
         """The ``k`` images most similar to ``image`` (a path or a PIL image), best first."""
         self._check_searchable(k)
         if not hasattr(image, "mode"):
             image = images.load_image(Path(image).expanduser()).image
         elif image.mode != "RGB":
             image = image.convert("RGB")
-        return self.search_vector(self.encoder().encode_images([image])[0], k)
+        vector = self.encoder().encode_images([image])[0]
+        return self.search_vector(vector, k, tags=tags, not_tags=not_tags)
 
-    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        *,
+        tags: Sequence[str] = (),
+        not_tags: Sequence[str] = (),
+    ) -> list[SearchHit]:
         """The ``k`` images nearest to a query vector of the index's model."""
         self._check_searchable(k)
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
@@ -244,11 +267,31 @@ class SearchEngine:
                 f"a query vector has {query.shape[1]} values; this index's model has "
                 f"{self._model.dim}"
             )
-        scores, ids = self._sync_vector_index().search(query, k)
-        records = self._catalog.files_by_id(int(i) for i in ids[0])
+        index = self._sync_vector_index()
+        allowed = self._allowed_ids(index, tags, not_tags)
+        if allowed is not None and not len(allowed):
+            return []
+        scores, ids = index.search(query, k, allowed=allowed)
+        return self._hits(ids[0], scores[0])
+
+    def _allowed_ids(
+        self, index: VectorIndex, tags: Sequence[str], not_tags: Sequence[str]
+    ) -> np.ndarray | None:
+        if not tags and not not_tags:
+            return None
+        tagger = self._tagger()
+        allowed = set.intersection(*(set(tagger.files_with(t)) for t in tags)) if tags else None
+        if allowed is None:
+            allowed = set(index.ids().tolist())
+        for label in not_tags:
+            allowed -= set(tagger.files_with(label))
+        return np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+
+    def _hits(self, ids: Sequence[int], scores: Sequence[float]) -> list[SearchHit]:
+        records = self._catalog.files_by_id(int(i) for i in ids)
         hits = [
             (float(score), records[int(file_id)])
-            for score, file_id in zip(scores[0], ids[0], strict=True)
+            for score, file_id in zip(scores, ids, strict=True)
             if int(file_id) in records
         ]
         return [
@@ -264,6 +307,54 @@ class SearchEngine:
                 f"the index at {self.index_dir} holds no images yet; "
                 f"index some with `searchclip index PATH --index {self.index_dir}`"
             )
+
+    # --- tagging -------------------------------------------------------------------------------
+
+    def _tagger(self) -> Tagger:
+        from searchclip.tagging import Tagger
+
+        if self._model is None:
+            raise EmptyIndexError(f"the index at {self.index_dir} holds no images yet")
+        return Tagger(self._catalog, self._model, self.encoder)
+
+    def tag(
+        self, vocabulary: str = "coco", *, top_k: int = 3, threshold: float | None = None
+    ) -> TagReport:
+        """Score every image not yet scored against ``vocabulary`` and store its tags.
+
+        ``vocabulary`` is a built-in name (``coco``, ``imagenet``) or a text file of labels.
+        Tags are each image's ``top_k`` labels, or with ``threshold`` every label scoring at
+        least that, or with calibrated thresholds (:meth:`calibrate`) those.
+        """
+        self._check_searchable(1)
+        with self._write_lock():
+            return self._tagger().tag(vocabulary, top_k=top_k, threshold=threshold)
+
+    def tags(self, path: str | os.PathLike) -> list[Tag]:
+        """The stored tags of one indexed image, best score first."""
+        return self._tagger().tags_of(os.path.abspath(Path(path).expanduser()))
+
+    def images_with_tag(
+        self,
+        label: str,
+        k: int = 10,
+        *,
+        tags: Sequence[str] = (),
+        not_tags: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
+        ``not_tags``), by their score for ``label``, best first."""
+        self._check_searchable(k)
+        tagger = self._tagger()
+        scored = tagger.files_with(label)
+        for other in tags:
+            keep = tagger.files_with(other)
+            scored = {file_id: s for file_id, s in scored.items() if file_id in keep}
+        for other in not_tags:
+            for file_id in tagger.files_with(other):
+                scored.pop(file_id, None)
+        best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return self._hits([file_id for file_id, _ in best], [score for _, score in best])
 
     # --- inspection ----------------------------------------------------------------------------
 

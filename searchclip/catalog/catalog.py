@@ -20,6 +20,7 @@ from sqlalchemy.exc import DatabaseError
 
 from searchclip.catalog import schema
 from searchclip.catalog.migrate import upgrade_to_head
+from searchclip.catalog.tags import TagStore
 from searchclip.errors import CatalogError
 from searchclip.results import FailedFile
 
@@ -109,6 +110,7 @@ class Catalog:
     def __init__(self, engine: Engine, path: Path) -> None:
         self._engine = engine
         self.path = path
+        self.tags = TagStore(engine)
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
@@ -242,6 +244,12 @@ class Catalog:
             raise CatalogError(f"{self.path} holds vectors of the wrong length for {model.name}")
         vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), model.dim)
         return ids, vectors.astype(np.float32)
+
+    def file_by_path(self, path: str) -> FileRecord | None:
+        query = select(schema.files).where(schema.files.c.path == path)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _file_record(row)
 
     def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRecord]:
         ids = list(ids)
