@@ -230,7 +230,7 @@ def test_missing_query_image(built, tmp_path):
 
 def test_query_needs_exactly_one_of_text_and_image(built, photos):
     probe = photos / "img000.png"
-    fails("query", "a photo", "--image", probe, "--index", built, match="exactly one")
+    fails("query", "a photo", "--image", probe, "--index", built, match="not both")
     fails("query", "--index", built, match="exactly one")
 
 
