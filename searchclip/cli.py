@@ -282,3 +282,8 @@ def demo(
 
 def main() -> None:
     app()
+
+
+# The calibration and evaluation commands live in their own module; importing it attaches
+# them to ``app``.
+from searchclip import cli_eval  # noqa: E402, F401

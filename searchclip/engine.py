@@ -279,7 +279,7 @@ class SearchEngine:
     ) -> np.ndarray | None:
         if not tags and not not_tags:
             return None
-        tagger = self._tagger()
+        tagger = self.tagger()
         allowed = set.intersection(*(set(tagger.files_with(t)) for t in tags)) if tags else None
         if allowed is None:
             allowed = set(index.ids().tolist())
@@ -310,7 +310,8 @@ class SearchEngine:
 
     # --- tagging -------------------------------------------------------------------------------
 
-    def _tagger(self) -> Tagger:
+    def tagger(self) -> Tagger:
+        """Tagging operations on this index (vocabularies, label embeddings, thresholds)."""
         from searchclip.tagging import Tagger
 
         if self._model is None:
@@ -328,11 +329,11 @@ class SearchEngine:
         """
         self._check_searchable(1)
         with self._write_lock():
-            return self._tagger().tag(vocabulary, top_k=top_k, threshold=threshold)
+            return self.tagger().tag(vocabulary, top_k=top_k, threshold=threshold)
 
     def tags(self, path: str | os.PathLike) -> list[Tag]:
         """The stored tags of one indexed image, best score first."""
-        return self._tagger().tags_of(os.path.abspath(Path(path).expanduser()))
+        return self.tagger().tags_of(os.path.abspath(Path(path).expanduser()))
 
     def images_with_tag(
         self,
@@ -345,7 +346,7 @@ class SearchEngine:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first."""
         self._check_searchable(k)
-        tagger = self._tagger()
+        tagger = self.tagger()
         scored = tagger.files_with(label)
         for other in tags:
             keep = tagger.files_with(other)
@@ -355,6 +356,11 @@ class SearchEngine:
                 scored.pop(file_id, None)
         best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
         return self._hits([file_id for file_id, _ in best], [score for _, score in best])
+
+    def stored_vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        """path → stored vector, for those of ``paths`` that are indexed."""
+        model = self._ensure_model_recorded()
+        return self._catalog.vectors_by_path([os.path.abspath(p) for p in paths], model)
 
     # --- inspection ----------------------------------------------------------------------------
 

@@ -117,6 +117,14 @@ class Tagger:
             )
         return stored
 
+    def labels(self, record: VocabularyRecord) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Label names, embeddings (L, dim) and calibrated thresholds (L,), NaN where none."""
+        return self._catalog.tags.labels(record.id)
+
+    def set_thresholds(self, record: VocabularyRecord, thresholds: np.ndarray) -> None:
+        """Store calibrated thresholds; the next ``tag`` run re-tags with them."""
+        self._catalog.tags.set_thresholds(record.id, thresholds)
+
     def tag(
         self,
         vocabulary: str = "coco",

@@ -251,6 +251,23 @@ class Catalog:
             row = connection.execute(query).first()
         return None if row is None else _file_record(row)
 
+    def vectors_by_path(self, paths: Sequence[str], model: ModelRecord) -> dict[str, np.ndarray]:
+        """path → stored vector, for those of ``paths`` that are indexed."""
+        found: dict[str, np.ndarray] = {}
+        query = select(schema.files.c.path, schema.vectors.c.vector).join(
+            schema.vectors, schema.vectors.c.file_id == schema.files.c.id
+        )
+        with self._engine.connect() as connection:
+            for start in range(0, len(paths), 500):
+                chunk = list(paths[start : start + 500])
+                rows = connection.execute(
+                    query.where(schema.files.c.path.in_(chunk)).where(
+                        schema.vectors.c.model_id == model.id
+                    )
+                )
+                found.update((path, np.frombuffer(blob, dtype="<f4")) for path, blob in rows)
+        return found
+
     def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRecord]:
         ids = list(ids)
         found: dict[int, FileRecord] = {}
