@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from searchclip.catalog.tags import VocabularyRecord
 from searchclip.engine import SearchEngine
 from searchclip.errors import InvalidArgumentError
 from searchclip.images import load_image
@@ -98,7 +99,34 @@ def _label_matrix(examples: list[Example], names: list[str]) -> tuple[np.ndarray
     return targets, unknown
 
 
-def _tagging_inputs(engine: SearchEngine, labels_file, vocabulary: str, add_to_index: bool):
+@dataclass(frozen=True)
+class _TaggingSet:
+    """A labelled set scored against a vocabulary."""
+
+    record: VocabularyRecord
+    names: list[str]
+    vectors: np.ndarray  # images (n, dim)
+    label_vectors: np.ndarray  # (L, dim)
+    targets: np.ndarray  # (n, L) bool
+    thresholds: np.ndarray  # stored calibrated thresholds (L,), NaN where none
+    unknown: int  # given labels the vocabulary lacks
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.vectors @ self.label_vectors.T
+
+    def f1(self, top_k: int, thresholds: np.ndarray | None) -> tuple[float, float]:
+        """Macro and micro F1 of the tags the rule would assign (the same rule as ``tag``)."""
+        rows, labels, _ = choose_tags(
+            self.vectors, self.label_vectors, top_k=top_k, thresholds=thresholds
+        )
+        predicted = np.zeros(self.targets.shape, dtype=bool)
+        predicted[rows, labels] = True
+        macro, micro, _ = f1_scores(predicted, self.targets)
+        return macro, micro
+
+
+def _tagging_set(engine: SearchEngine, labels_file, vocabulary: str, add_to_index: bool):
     examples = read_examples(labels_file, "labels")
     vectors = image_vectors(engine, examples, add_to_index=add_to_index)
     tagger = engine.tagger()
@@ -107,16 +135,7 @@ def _tagging_inputs(engine: SearchEngine, labels_file, vocabulary: str, add_to_i
     targets, unknown = _label_matrix(examples, names)
     if unknown == sum(len(e.values) for e in examples):
         raise InvalidArgumentError(f"no label of {labels_file} is in the vocabulary {vocabulary}")
-    return record, names, vectors @ label_vectors.T, targets, thresholds, unknown
-
-
-def _macro_f1(scores, targets, top_k: int, thresholds: np.ndarray | None) -> tuple[float, float]:
-    chosen = choose_tags(scores, top_k=top_k, thresholds=thresholds)
-    predicted = np.zeros(scores.shape, dtype=bool)
-    for row, labels in enumerate(chosen):
-        predicted[row, [label for label, _ in labels]] = True
-    macro, micro, _ = f1_scores(predicted, targets)
-    return macro, micro
+    return _TaggingSet(record, names, vectors, label_vectors, targets, thresholds, unknown)
 
 
 def evaluate_tagging(
@@ -128,19 +147,17 @@ def evaluate_tagging(
     add_to_index: bool = True,
 ) -> dict:
     """mAP over labels that occur, and macro/micro F1 of the tags the current rule assigns."""
-    _, names, scores, targets, thresholds, unknown = _tagging_inputs(
-        engine, labels_file, vocabulary, add_to_index
-    )
-    mean_ap, per_label = mean_average_precision(scores, targets)
-    macro, micro = _macro_f1(scores, targets, top_k, effective_thresholds(thresholds))
+    data = _tagging_set(engine, labels_file, vocabulary, add_to_index)
+    mean_ap, per_label = mean_average_precision(data.scores, data.targets)
+    macro, micro = data.f1(top_k, effective_thresholds(data.thresholds))
     return {
         "mAP": mean_ap,
         "macro_f1": macro,
         "micro_f1": micro,
-        "images": len(scores),
+        "images": len(data.vectors),
         "labels_evaluated": len(per_label),
-        "unknown_labels": unknown,
-        "per_label": {names[i]: ap for i, ap in per_label.items()},
+        "unknown_labels": data.unknown,
+        "per_label": {data.names[i]: ap for i, ap in per_label.items()},
     }
 
 
@@ -156,17 +173,16 @@ def calibrate(
 
     The images are read, not added to a user's index (``add_to_index=False``).
     """
-    record, names, scores, targets, before_thresholds, _ = _tagging_inputs(
-        engine, labels_file, vocabulary, add_to_index
-    )
-    before, _ = _macro_f1(scores, targets, top_k, effective_thresholds(before_thresholds))
-    thresholds = np.full(len(names), np.nan, dtype=np.float32)
-    for column in np.flatnonzero(targets.any(axis=0)):
-        thresholds[column], _ = best_f1_threshold(scores[:, column], targets[:, column])
-    after, _ = _macro_f1(scores, targets, top_k, effective_thresholds(thresholds))
-    engine.tagger().set_thresholds(record, thresholds)
+    data = _tagging_set(engine, labels_file, vocabulary, add_to_index)
+    before, _ = data.f1(top_k, effective_thresholds(data.thresholds))
+    scores = data.scores
+    thresholds = np.full(len(data.names), np.nan, dtype=np.float32)
+    for column in np.flatnonzero(data.targets.any(axis=0)):
+        thresholds[column], _ = best_f1_threshold(scores[:, column], data.targets[:, column])
+    after, _ = data.f1(top_k, effective_thresholds(thresholds))
+    engine.tagger().set_thresholds(data.record, thresholds)
     return {
-        "vocabulary": record.name,
+        "vocabulary": data.record.name,
         "labels_calibrated": int((~np.isnan(thresholds)).sum()),
         "macro_f1_before": before,
         "macro_f1_after": after,

@@ -25,6 +25,7 @@ from searchclip.catalog import Catalog, ModelRecord
 from searchclip.catalog.tags import VocabularyRecord
 from searchclip.encoders import Encoder, normalize
 from searchclip.errors import InvalidArgumentError
+from searchclip.vector_index import top_k_inner_product
 from searchclip.vocabulary import DEFAULT_TEMPLATES, Vocabulary, load_vocabulary
 
 CHUNK = 8192  # images scored per matrix product and per transaction
@@ -60,29 +61,26 @@ def label_embeddings(
 
 
 def choose_tags(
-    scores: np.ndarray,
+    image_vectors: np.ndarray,
+    label_vectors: np.ndarray,
     *,
     top_k: int,
     threshold: float | None = None,
     thresholds: np.ndarray | None = None,
-) -> list[list[tuple[int, float]]]:
-    """For each image (row of ``scores``), the chosen (label position, score)s, best first."""
-    if threshold is not None:
-        passed = scores >= threshold
-    elif thresholds is not None:
-        passed = scores >= thresholds[None, :]
-    else:
-        k = min(top_k, scores.shape[1])
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        passed = np.zeros(scores.shape, dtype=bool)
-        np.put_along_axis(passed, best, True, axis=1)
-    rows, columns = np.nonzero(passed)
-    chosen: list[list[tuple[int, float]]] = [[] for _ in range(len(scores))]
-    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-        chosen[row].append((column, float(scores[row, column])))
-    for labels in chosen:
-        labels.sort(key=lambda item: -item[1])
-    return chosen
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tags of each image as flat arrays (image row, label position, cosine score).
+
+    ``threshold`` (one for all labels) or ``thresholds`` (one per label) keep every label that
+    reaches it; otherwise each image gets its ``top_k`` best labels.
+    """
+    if threshold is None and thresholds is None:
+        scores, labels = top_k_inner_product(image_vectors, label_vectors, top_k)
+        rows = np.repeat(np.arange(len(image_vectors)), scores.shape[1])
+        return rows, labels.ravel(), scores.ravel()
+    scores = image_vectors @ label_vectors.T
+    limit = threshold if threshold is not None else thresholds[None, :]
+    rows, labels = np.nonzero(scores >= limit)
+    return rows, labels, scores[rows, labels]
 
 
 def effective_thresholds(thresholds: np.ndarray) -> np.ndarray | None:
@@ -146,10 +144,16 @@ class Tagger:
         )
         written = 0
         for start in range(0, len(ids), CHUNK):
-            scores = vectors[start : start + CHUNK] @ label_vectors.T
-            chosen = choose_tags(scores, top_k=top_k, threshold=threshold, thresholds=calibrated)
-            self._catalog.tags.write_tags(record.id, ids[start : start + CHUNK], chosen)
-            written += sum(map(len, chosen))
+            rows, labels, scores = choose_tags(
+                vectors[start : start + CHUNK],
+                label_vectors,
+                top_k=top_k,
+                threshold=threshold,
+                thresholds=calibrated,
+            )
+            chunk_ids = ids[start : start + CHUNK]
+            self._catalog.tags.write_tags(record.id, chunk_ids, chunk_ids[rows], labels, scores)
+            written += len(rows)
         return TagReport(
             vocabulary=record.name,
             labels=len(names),

@@ -236,6 +236,20 @@ class NumpyIndex(VectorIndex):
         return buf.getvalue()
 
 
+def top_k_inner_product(
+    queries: np.ndarray, database: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the ``k`` database rows with the largest inner product, best first:
+    (scores (m, k), row indices (m, k)). FAISS's blocked product + heap is several times faster
+    than a full score matrix and numpy's argpartition (used to tag images against labels)."""
+    import faiss
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    database = np.ascontiguousarray(database, dtype=np.float32)
+    k = min(k, len(database))
+    return faiss.knn(queries, database, k, metric=faiss.METRIC_INNER_PRODUCT)
+
+
 def build_flat_index(dim: int, ids: np.ndarray, vectors: np.ndarray) -> FlatIndex:
     """A FAISS index holding ``vectors`` under ``ids`` (the engine's rebuild-from-catalog)."""
     index = FlatIndex(dim)

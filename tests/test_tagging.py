@@ -40,14 +40,24 @@ def test_label_embedding_is_the_renormalised_mean_of_its_prompts(tiny_encoder):
     np.testing.assert_allclose(vectors[1], dog / np.linalg.norm(dog), atol=1e-5)
 
 
+def _by_row(chosen) -> list[list[int]]:
+    rows, labels, scores = chosen
+    out: list[list[tuple[float, int]]] = [[], []]
+    for row, label, score in zip(rows.tolist(), labels.tolist(), scores.tolist(), strict=True):
+        out[row].append((-score, label))
+    return [[label for _, label in sorted(row)] for row in out]  # best first
+
+
 def test_choose_tags_top_k_threshold_and_calibrated():
+    # Label vectors = the identity, so each image vector's entries are its label scores.
     scores = np.array([[0.1, 0.5, 0.3], [0.4, 0.2, 0.6]], np.float32)
-    top2 = choose_tags(scores, top_k=2)
-    assert [[label for label, _ in row] for row in top2] == [[1, 2], [2, 0]]
-    assert choose_tags(scores, top_k=2, threshold=0.45) == [[(1, 0.5)], [(2, pytest.approx(0.6))]]
+    labels = np.eye(3, dtype=np.float32)
+    assert _by_row(choose_tags(scores, labels, top_k=2)) == [[1, 2], [2, 0]]
+    rows, chosen, values = choose_tags(scores, labels, top_k=2, threshold=0.45)
+    assert (rows.tolist(), chosen.tolist()) == ([0, 1], [1, 2])
+    np.testing.assert_allclose(values, [0.5, 0.6])
     per_label = np.array([0.05, 0.6, 0.25], np.float32)
-    chosen = choose_tags(scores, top_k=1, thresholds=per_label)
-    assert [[label for label, _ in row] for row in chosen] == [[2, 0], [2, 0]]  # best first
+    assert _by_row(choose_tags(scores, labels, top_k=1, thresholds=per_label)) == [[2, 0], [2, 0]]
 
 
 def test_uncalibrated_labels_take_the_median_threshold():

@@ -375,6 +375,8 @@ def _upsert_file(
             .where(schema.files.c.id == file_id)
             .values(**values, indexed_at=now)
         )
+        for table in (schema.tags, schema.tagged):  # new content: its tags must be re-scored
+            connection.execute(delete(table).where(table.c.file_id == file_id))
     blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
     if len(blob) != model.dim * 4:
         raise ValueError(f"vector of length {len(blob) // 4}, expected {model.dim}")

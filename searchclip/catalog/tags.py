@@ -158,27 +158,33 @@ class TagStore:
     def write_tags(
         self,
         vocabulary_id: int,
-        file_ids: Sequence[int],
-        chosen: Sequence[Sequence[tuple[int, float]]],
+        scored: np.ndarray,
+        file_ids: np.ndarray,
+        positions: np.ndarray,
+        scores: np.ndarray,
     ) -> None:
-        """Record that ``file_ids`` were scored, with their chosen (label position, score)s."""
+        """Record that the files ``scored`` were scored, and their tags as parallel arrays.
+
+        Plain driver-level executemany on tuples: a tagging run writes hundreds of thousands
+        of rows, and per-row statement building would cost more than scoring them.
+        """
         with self._engine.begin() as connection:
-            connection.execute(
-                insert(schema.tagged),
-                [{"file_id": int(f), "vocabulary_id": vocabulary_id} for f in file_ids],
+            connection.exec_driver_sql(
+                "INSERT INTO tagged (file_id, vocabulary_id) VALUES (?, ?)",
+                [(file_id, vocabulary_id) for file_id in scored.tolist()],
             )
-            rows = [
-                {
-                    "file_id": int(file_id),
-                    "vocabulary_id": vocabulary_id,
-                    "position": int(position),
-                    "score": float(score),
-                }
-                for file_id, labels in zip(file_ids, chosen, strict=True)
-                for position, score in labels
-            ]
-            if rows:
-                connection.execute(insert(schema.tags), rows)
+            connection.exec_driver_sql(
+                "INSERT INTO tags (file_id, vocabulary_id, position, score) VALUES (?, ?, ?, ?)",
+                list(
+                    zip(
+                        file_ids.tolist(),
+                        [vocabulary_id] * len(file_ids),
+                        positions.tolist(),
+                        scores.tolist(),
+                        strict=True,
+                    )
+                ),
+            )
 
     # --- reading tags ------------------------------------------------------------------------
 
