@@ -154,3 +154,14 @@ def _safe_listing(engine, label):
         return engine.images_with_tag(label, k=100)
     except InvalidArgumentError:
         return []
+
+
+def test_a_changed_image_is_tagged_again(engine, vocab_file, photos):
+    from pictures import write_picture
+
+    engine.tag(str(vocab_file), top_k=1)
+    write_picture(photos / "img000.png", seed=123)  # new content under the same path
+    engine.index(photos)
+    report = engine.tag(str(vocab_file), top_k=1)
+    assert (report.scored, report.already) == (1, 5)
+    assert len(engine.tags(photos / "img000.png")) == 1
