@@ -69,6 +69,8 @@ class SearchEngine:
         create: bool = True,
         encoder: Encoder | None = None,
     ) -> None:
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch size must be at least 1, got {batch_size}")
         self.index_dir = Path(index_dir if index_dir is not None else default_index_dir())
         self.index_dir = self.index_dir.expanduser().absolute()
         catalog_path = self.index_dir / CATALOG_FILE
@@ -79,8 +81,8 @@ class SearchEngine:
                     f"`searchclip index PATH --index {self.index_dir}`"
                 )
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        if batch_size < 1:
-            raise InvalidArgumentError(f"batch size must be at least 1, got {batch_size}")
+        wanted = encoder.model_id if encoder else model
+        self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
         self._device = device
         self._batch_size = batch_size
         self._encoder = encoder
@@ -88,7 +90,7 @@ class SearchEngine:
         self._vector_generation = -1
         self._catalog = Catalog.open(catalog_path)
         try:
-            self._model = self._check_model(model)
+            self._model = self._check_model(wanted)
         except BaseException:
             self._catalog.close()
             raise
@@ -109,20 +111,15 @@ class SearchEngine:
     @property
     def model_name(self) -> str:
         """The model this index uses (recorded, or the one it will be created with)."""
-        if self._model is not None:
-            return self._model.name
-        if self._encoder is not None:
-            return self._encoder.model_id
-        return self._requested_model
+        return self._model.name if self._model is not None else self._requested_model
 
-    def _check_model(self, model: str | None) -> ModelRecord | None:
+    def _check_model(self, wanted: str | None) -> ModelRecord | None:
+        """The recorded model; asking for another one by name is an error."""
         recorded = self._catalog.model()
-        wanted = self._encoder.model_id if self._encoder else model
-        self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
-        if recorded is not None and wanted and resolve_model_name(wanted) != recorded.name:
+        if recorded is not None and wanted and self._requested_model != recorded.name:
             raise ModelMismatchError(
                 f"the index at {self.index_dir} was built with model {recorded.name!r}, not "
-                f"{resolve_model_name(wanted)!r}; omit --model to use the index's own model, "
+                f"{self._requested_model!r}; omit --model to use the index's own model, "
                 "or choose another --index for the new model"
             )
         return recorded
