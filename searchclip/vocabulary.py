@@ -39,7 +39,7 @@ __all__ = [
     "parse_vocabulary",
 ]
 
-BUILTIN: tuple[str, ...] = ("coco", "imagenet")
+BUILTIN: tuple[str, ...] = ("coco", "imagenet", "shapes")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def test_builtins_load_with_unique_labels(name, size):
 
 def test_builtin_names_are_the_shipped_files():
     shipped = Path(__file__).resolve().parents[1] / "searchclip" / "vocabularies"
-    assert BUILTIN == ("coco", "imagenet")
+    assert BUILTIN == ("coco", "imagenet", "shapes")
     for name in BUILTIN:
         assert (shipped / f"{name}.txt").is_file()
     assert (shipped / "README.md").is_file()
@@ -242,3 +242,9 @@ def test_builtin_fingerprints_are_stable():
         DEFAULT_TEMPLATES
     )
     assert coco.fingerprint(DEFAULT_TEMPLATES) != coco.fingerprint(IMAGENET_TEMPLATES)
+
+
+def test_shapes_vocabulary_is_the_scene_generators_pairs():
+    from searchclip import scenes
+
+    assert load_vocabulary("shapes").names == list(scenes.PAIRS)
