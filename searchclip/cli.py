@@ -241,6 +241,14 @@ def info(
     typer.echo(f"model:    {summary.model} ({summary.dim} dimensions)")
     typer.echo(f"images:   {summary.files}")
     typer.echo(f"failures: {summary.failures}")
+    for vocabulary in summary.vocabularies:
+        calibrated = (
+            f", {vocabulary.calibrated_labels} calibrated" if vocabulary.calibrated_labels else ""
+        )
+        typer.echo(
+            f"tags:     {vocabulary.name}: {vocabulary.labels} labels, "
+            f"{vocabulary.tagged_images} images tagged{calibrated}"
+        )
     for failure in failed:
         typer.echo(f"  {failure.path}: {failure.reason}")
 

@@ -27,7 +27,7 @@ from searchclip.errors import (
     ModelMismatchError,
 )
 from searchclip.ingest import IngestOptions, index_path
-from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit
+from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit, VocabularyInfo
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -369,6 +369,9 @@ class SearchEngine:
             dim=model.dim if model else 0,
             files=self._catalog.count_files(),
             failures=len(self._catalog.failures()),
+            vocabularies=tuple(VocabularyInfo(*row) for row in self._catalog.tags.summary(model.id))
+            if model
+            else (),
         )
 
     def failures(self) -> list[FailedFile]:

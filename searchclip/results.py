@@ -48,6 +48,16 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
+class VocabularyInfo:
+    """A vocabulary tagged in an index: its labels, images scored, labels calibrated."""
+
+    name: str
+    labels: int
+    tagged_images: int
+    calibrated_labels: int
+
+
+@dataclass(frozen=True)
 class IndexInfo:
     """A summary of one index: where it is, which model built it, what it holds."""
 
@@ -56,3 +66,4 @@ class IndexInfo:
     dim: int
     files: int
     failures: int
+    vocabularies: tuple[VocabularyInfo, ...] = ()

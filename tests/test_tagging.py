@@ -165,3 +165,11 @@ def test_a_changed_image_is_tagged_again(engine, vocab_file, photos):
     report = engine.tag(str(vocab_file), top_k=1)
     assert (report.scored, report.already) == (1, 5)
     assert len(engine.tags(photos / "img000.png")) == 1
+
+
+def test_info_lists_tagged_vocabularies(engine, vocab_file):
+    assert engine.info().vocabularies == ()
+    engine.tag(str(vocab_file))
+    (summary,) = engine.info().vocabularies
+    assert (summary.name, summary.labels, summary.tagged_images) == ("animals", 5, 6)
+    assert summary.calibrated_labels == 0

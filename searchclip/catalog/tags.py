@@ -217,6 +217,24 @@ class TagStore:
         with self._engine.connect() as connection:
             return dict(connection.execute(query).all())
 
+    def summary(self, model_id: int) -> list[tuple[str, int, int, int]]:
+        """(name, labels, images scored, calibrated labels) of each vocabulary of the model."""
+        v, lab, tagged = schema.vocabularies, schema.labels, schema.tagged
+        query = select(v.c.id, v.c.name).where(v.c.model_id == model_id).order_by(v.c.name)
+        rows = []
+        with self._engine.connect() as connection:
+            for vocabulary_id, name in connection.execute(query).all():
+                count, calibrated = connection.execute(
+                    select(func.count(), func.count(lab.c.threshold)).where(
+                        lab.c.vocabulary_id == vocabulary_id
+                    )
+                ).one()
+                scored = connection.scalar(
+                    select(func.count()).where(tagged.c.vocabulary_id == vocabulary_id)
+                )
+                rows.append((name, count, scored, calibrated))
+        return rows
+
     def known_labels(self, model_id: int) -> set[str]:
         lab, v = schema.labels, schema.vocabularies
         query = (
