@@ -28,7 +28,7 @@ from searchclip.errors import InvalidArgumentError
 from searchclip.vector_index import top_k_inner_product
 from searchclip.vocabulary import DEFAULT_TEMPLATES, Vocabulary, load_vocabulary
 
-CHUNK = 8192  # images scored per matrix product and per transaction
+CHUNK = 8192  # images scored per matrix product
 
 
 @dataclass(frozen=True)
@@ -138,28 +138,39 @@ class Tagger:
         names, label_vectors, thresholds = self._catalog.tags.labels(record.id)
         calibrated = None if threshold is not None else effective_thresholds(thresholds)
         rule = _rule(top_k, threshold, calibrated)
-        self._catalog.tags.set_rule(record.id, rule)
+        retag = self._catalog.tags.rule(record.id) != rule  # first run, or another rule
         ids, vectors = self._catalog.tags.untagged_vectors(
-            record.id, self._model.id, self._model.dim
+            record.id, self._model.id, self._model.dim, everything=retag
         )
-        written = 0
-        for start in range(0, len(ids), CHUNK):
-            rows, labels, scores = choose_tags(
+        file_ids: list[np.ndarray] = [np.empty(0, np.int64)]
+        labels: list[np.ndarray] = [np.empty(0, np.int64)]
+        scores: list[np.ndarray] = [np.empty(0, np.float32)]
+        for start in range(0, len(ids), CHUNK):  # bounded score matrices for the threshold rules
+            rows, chosen, values = choose_tags(
                 vectors[start : start + CHUNK],
                 label_vectors,
                 top_k=top_k,
                 threshold=threshold,
                 thresholds=calibrated,
             )
-            chunk_ids = ids[start : start + CHUNK]
-            self._catalog.tags.write_tags(record.id, chunk_ids, chunk_ids[rows], labels, scores)
-            written += len(rows)
+            file_ids.append(ids[start : start + CHUNK][rows])
+            labels.append(chosen)
+            scores.append(values)
+        self._catalog.tags.write_tags(
+            record.id,
+            rule,
+            ids,
+            np.concatenate(file_ids),
+            np.concatenate(labels),
+            np.concatenate(scores),
+            replace=retag,
+        )
         return TagReport(
             vocabulary=record.name,
             labels=len(names),
             scored=len(ids),
             already=self._catalog.count_files() - len(ids),
-            tags=written,
+            tags=sum(len(part) for part in file_ids),
             rule=json.loads(rule)["rule"],
             elapsed_s=time.monotonic() - started,
         )

@@ -50,6 +50,7 @@ def upgrade() -> None:
         _fk("file_id", "files.id"),
         _fk("vocabulary_id", "vocabularies.id"),
         sa.PrimaryKeyConstraint("file_id", "vocabulary_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "tags",
@@ -58,6 +59,7 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer()),
         sa.Column("score", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("file_id", "vocabulary_id", "position"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_tags_label_score", "tags", ["vocabulary_id", "position", "score"])
 

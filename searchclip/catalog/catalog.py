@@ -88,6 +88,9 @@ def _on_connect(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # 64 MB of page cache (default 2 MB): a tagging run inserts hundreds of thousands of rows
+    # into the per-label index in random order, which thrashes a small cache.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

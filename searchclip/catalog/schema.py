@@ -112,8 +112,11 @@ tagged = Table(
         ForeignKey("vocabularies.id", ondelete="CASCADE"),
         primary_key=True,
     ),
+    sqlite_with_rowid=False,
 )
 
+# Clustered by file (WITHOUT ROWID: one B-tree less to write), plus the per-label index that
+# serves tag filters and "best images for a tag".
 tags = Table(
     "tags",
     metadata,
@@ -127,4 +130,5 @@ tags = Table(
     Column("position", Integer, primary_key=True),
     Column("score", Float, nullable=False),  # cosine similarity of image and label
     Index("ix_tags_label_score", "vocabulary_id", "position", "score"),
+    sqlite_with_rowid=False,
 )

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from searchclip.catalog import schema
 
+_LABEL_INDEX = next(i for i in schema.tags.indexes if i.name == "ix_tags_label_score")
+
 
 @dataclass(frozen=True)
 class VocabularyRecord:
@@ -124,31 +126,24 @@ class TagStore:
                     .values(threshold=None if np.isnan(threshold) else float(threshold))
                 )
 
-    def set_rule(self, vocabulary_id: int, rule: str) -> bool:
-        """Record how tags are chosen; a different rule than before drops the old tags."""
+    def rule(self, vocabulary_id: int) -> str | None:
+        """How the stored tags of this vocabulary were chosen (JSON), if it was ever run."""
         v = schema.vocabularies
-        with self._engine.begin() as connection:
-            old = connection.scalar(select(v.c.rule).where(v.c.id == vocabulary_id))
-            if old == rule:
-                return False
-            connection.execute(update(v).where(v.c.id == vocabulary_id).values(rule=rule))
-            for table in (schema.tags, schema.tagged):
-                connection.execute(delete(table).where(table.c.vocabulary_id == vocabulary_id))
-        return True
+        with self._engine.connect() as connection:
+            return connection.scalar(select(v.c.rule).where(v.c.id == vocabulary_id))
 
     # --- tagging -----------------------------------------------------------------------------
 
     def untagged_vectors(
-        self, vocabulary_id: int, model_id: int, dim: int
+        self, vocabulary_id: int, model_id: int, dim: int, *, everything: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the files this vocabulary has not scored yet."""
+        """(ids, vectors) of the files this vocabulary has not scored yet (or of all)."""
         vec, tagged = schema.vectors, schema.tagged
         done = select(tagged.c.file_id).where(tagged.c.vocabulary_id == vocabulary_id)
-        query = (
-            select(vec.c.file_id, vec.c.vector)
-            .where((vec.c.model_id == model_id) & vec.c.file_id.not_in(done))
-            .order_by(vec.c.file_id)
-        )
+        query = select(vec.c.file_id, vec.c.vector).where(vec.c.model_id == model_id)
+        if not everything:
+            query = query.where(vec.c.file_id.not_in(done))
+        query = query.order_by(vec.c.file_id)
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
@@ -158,33 +153,55 @@ class TagStore:
     def write_tags(
         self,
         vocabulary_id: int,
+        rule: str,
         scored: np.ndarray,
         file_ids: np.ndarray,
         positions: np.ndarray,
         scores: np.ndarray,
+        *,
+        replace: bool,
     ) -> None:
-        """Record that the files ``scored`` were scored, and their tags as parallel arrays.
+        """Record, in one transaction, the rule, that the files ``scored`` were scored, and
+        their tags as parallel arrays; ``replace`` first drops every stored tag of the
+        vocabulary (a new rule re-tags everything).
 
-        Plain driver-level executemany on tuples: a tagging run writes hundreds of thousands
-        of rows, and per-row statement building would cost more than scoring them.
+        A run that adds many rows (a first tagging, a re-tag) drops the per-label index and
+        builds it again after the insert, which is several times faster than keeping it up to
+        date row by row; inside the transaction, so a failure leaves the old index in place.
+        Rows go through the driver's executemany as plain tuples, for the same reason.
         """
+        tag_rows = list(
+            zip(
+                file_ids.tolist(),
+                [vocabulary_id] * len(file_ids),
+                positions.tolist(),
+                scores.tolist(),
+                strict=True,
+            )
+        )
         with self._engine.begin() as connection:
-            connection.exec_driver_sql(
-                "INSERT INTO tagged (file_id, vocabulary_id) VALUES (?, ?)",
-                [(file_id, vocabulary_id) for file_id in scored.tolist()],
-            )
-            connection.exec_driver_sql(
-                "INSERT INTO tags (file_id, vocabulary_id, position, score) VALUES (?, ?, ?, ?)",
-                list(
-                    zip(
-                        file_ids.tolist(),
-                        [vocabulary_id] * len(file_ids),
-                        positions.tolist(),
-                        scores.tolist(),
-                        strict=True,
-                    )
-                ),
-            )
+            stored = connection.scalar(select(func.count()).select_from(schema.tags))
+            rebuild = len(tag_rows) > max(10_000, stored // 4)
+            if rebuild:
+                connection.exec_driver_sql(f"DROP INDEX IF EXISTS {_LABEL_INDEX.name}")
+            if replace:
+                for table in (schema.tags, schema.tagged):
+                    connection.execute(delete(table).where(table.c.vocabulary_id == vocabulary_id))
+            v = schema.vocabularies
+            connection.execute(update(v).where(v.c.id == vocabulary_id).values(rule=rule))
+            if len(scored):  # an empty list would run the statement once, unbound
+                connection.exec_driver_sql(
+                    "INSERT INTO tagged (file_id, vocabulary_id) VALUES (?, ?)",
+                    [(file_id, vocabulary_id) for file_id in scored.tolist()],
+                )
+            if tag_rows:
+                connection.exec_driver_sql(
+                    "INSERT INTO tags (file_id, vocabulary_id, position, score) "
+                    "VALUES (?, ?, ?, ?)",
+                    tag_rows,
+                )
+            if rebuild:
+                _LABEL_INDEX.create(connection)
 
     # --- reading tags ------------------------------------------------------------------------
 
