@@ -1,0 +1,37 @@
+"""Training CLIP models contrastively, as the CLIP paper does; with transformers' ``CLIPModel``.
+
+With ``searchclip.encoders``, the only package that imports torch and transformers, and only
+when used: nothing imports it eagerly, and its names load on first access.
+
+- ``loss``: the symmetric CLIP objective (``clip_loss``);
+- ``trainer``: the training loop for any ``CLIPModel`` (``train_clip``) and batch sources;
+- ``tokenizer``: a CLIP-format BPE tokenizer built from scratch for a caption vocabulary;
+- ``shapes_data`` / ``tiny_model``: the bundled shapes model, trained on generated scenes;
+- ``metrics``: its search quality measured in memory.
+
+``python -m searchclip.training`` retrains the bundled model from scratch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "clip_loss": "searchclip.training.loss",
+    "Batch": "searchclip.training.trainer",
+    "PairBatches": "searchclip.training.trainer",
+    "TrainingResult": "searchclip.training.trainer",
+    "train_clip": "searchclip.training.trainer",
+    "build_tokenizer": "searchclip.training.tokenizer",
+    "save_tokenizer": "searchclip.training.tokenizer",
+    "train_shapes_model": "searchclip.training.tiny_model",
+    "evaluate_shapes_model": "searchclip.training.metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
