@@ -6,8 +6,8 @@ when used: nothing imports it eagerly, and its names load on first access.
 - ``loss``: the symmetric CLIP objective (``clip_loss``);
 - ``trainer``: the training loop for any ``CLIPModel`` (``train_clip``) and batch sources;
 - ``tokenizer``: a CLIP-format BPE tokenizer built from scratch for a caption vocabulary;
-- ``shapes_data`` / ``tiny_model``: the bundled shapes model, trained on generated scenes;
-- ``metrics``: its search quality measured in memory.
+- ``shapes_data`` / ``tiny_model``: the bundled shapes model, trained on generated scenes
+  (its search quality is measured by ``searchclip.quality``).
 
 ``python -m searchclip.training`` retrains the bundled model from scratch.
 """
@@ -25,7 +25,6 @@ _EXPORTS = {
     "build_tokenizer": "searchclip.training.tokenizer",
     "save_tokenizer": "searchclip.training.tokenizer",
     "train_shapes_model": "searchclip.training.tiny_model",
-    "evaluate_shapes_model": "searchclip.training.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,8 +1,8 @@
 """Retrain the bundled shapes CLIP from scratch: ``python -m searchclip.training``.
 
-Trains with a fixed seed, saves the model directory, reloads it through
-``searchclip.encoders.load_encoder`` (the path search uses), measures it on held-out scenes,
-prints the figures and writes them, with the exact command, to TRAINING.md in the directory.
+Trains with a fixed seed, saves the model directory, measures it on held-out scenes through
+the real index and query code (``searchclip.quality``), prints the figures and writes them,
+with the exact command, to TRAINING.md and metrics.json in the directory.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import json
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from searchclip.encoders import load_encoder
-from searchclip.training.metrics import evaluate_shapes_model
+from searchclip.quality import ShapesQuality, measure_shapes_quality
 from searchclip.training.tiny_model import DEFAULT_ARCHITECTURE, train_shapes_model
 
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "shapes-clip"
@@ -40,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.quiet,
         **dict(args.arch),
     )
-    encoder = load_encoder(str(args.out), device="cpu")
-    metrics = evaluate_shapes_model(encoder, args.eval_seed, args.eval_scenes, args.eval_single)
+    evaluation = {"seed": args.eval_seed, "gallery_size": args.eval_scenes}
+    evaluation["singles"] = args.eval_single
+    with tempfile.TemporaryDirectory(prefix="searchclip-quality-") as workdir:
+        quality = measure_shapes_quality(args.out, workdir, **evaluation)
+    metrics = quality.as_dict()
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    recorded = {"evaluation": evaluation, "metrics": metrics}
+    (Path(args.out) / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
     command = "python -m searchclip.training " + shlex.join(sys.argv[1:] if argv is None else argv)
-    _write_notes(Path(args.out), command, summary, result.history, metrics)
-    shown = {key: value for key, value in metrics.items() if key != "per_pair_precision@10"}
-    print(json.dumps({**summary, "metrics": shown}, indent=2))
+    _write_notes(Path(args.out), command, summary, result.history, quality, evaluation)
+    print(json.dumps({**summary, "metrics": metrics}, indent=2))
     return 0
 
 
@@ -85,10 +89,11 @@ def _architecture_item(text: str) -> tuple[str, int]:
     return key, int(value)
 
 
-def _write_notes(out: Path, command: str, summary: dict, history, metrics: dict) -> None:
+def _write_notes(
+    out: Path, command: str, summary: dict, history, quality: ShapesQuality, held_out: dict
+) -> None:
     arch = summary["architecture"]
-    per_pair = metrics["per_pair_precision@10"]
-    held_out = metrics["evaluation"]
+    metrics = quality.as_dict()
     lines = [
         "# shapes-clip: how this model was trained",
         "",
@@ -125,9 +130,8 @@ def _write_notes(out: Path, command: str, summary: dict, history, metrics: dict)
         "",
         f"Gallery `write_scenes(dir, {held_out['gallery_size']}, {held_out['seed']})`, "
         f"single-object queries `write_scenes(dir, {held_out['singles']}, "
-        f"{held_out['seed'] + 1}, n_objects=1)`, decoded as the indexer decodes files, "
-        "encoded through `load_encoder`, searched exhaustively in memory "
-        "(`searchclip.training.metrics`):",
+        f"{held_out['seed'] + 1}, n_objects=1)`, indexed and searched with `SearchEngine` "
+        "(`searchclip.quality.measure_shapes_quality`):",
         "",
         f"- text→image precision@10, mean over the 40 pairs: {metrics['precision@10']}",
         f"- worst pair: {metrics['worst_pair']} at {metrics['worst_precision@10']}",
@@ -135,7 +139,7 @@ def _write_notes(out: Path, command: str, summary: dict, history, metrics: dict)
         f"- image→image, share of top-5 holding the query's pair: {metrics['image_to_image@5']}",
         "",
         "Per pair precision@10: "
-        + ", ".join(f"{pair} {value:.1f}" for pair, value in per_pair.items()),
+        + ", ".join(f"{pair} {value:.1f}" for pair, value in quality.per_pair_precision.items()),
         "",
         "## Loss during training",
         "",
