@@ -192,8 +192,17 @@ class SearchEngine:
         return self.index_dir / f"vectors-{generation}.faiss"
 
     def _sync_vector_index(self) -> VectorIndex:
-        """The FAISS index for the catalog's current vectors: cached, loaded, or rebuilt."""
-        from searchclip.vector_index import FlatIndex, VectorIndexFileError, build_flat_index
+        """The FAISS index for the catalog's current vectors: cached, loaded, or rebuilt.
+
+        The index type follows the collection's size (exact, or HNSW for large ones); a file
+        of the other type (e.g. written before the threshold changed) is rebuilt like a stale one.
+        """
+        from searchclip.vector_index import (
+            VectorIndexFileError,
+            build_index,
+            index_type_for,
+            load_index,
+        )
 
         generation = self._catalog.vectors_generation()
         if self._vector_index is not None and generation == self._vector_generation:
@@ -201,11 +210,14 @@ class SearchEngine:
         model = self._ensure_model_recorded()
         path = self._vector_file(generation)
         try:
-            index = FlatIndex.load(path, model.dim)
-            if index.ntotal != self._catalog.count_files():
+            index = load_index(path, model.dim)
+            count = self._catalog.count_files()
+            if index.ntotal != count:
                 raise VectorIndexFileError(f"{path} is out of step with the catalog")
+            if not isinstance(index, index_type_for(count)):
+                raise VectorIndexFileError(f"{path} is not the index type {count} vectors need")
         except VectorIndexFileError:
-            index = build_flat_index(model.dim, *self._catalog.all_vectors(model))
+            index = build_index(model.dim, *self._catalog.all_vectors(model))
             with contextlib.suppress(OSError):  # a read-only index still answers queries
                 index.save(path)
         for stale in self.index_dir.glob("vectors-*.faiss"):

@@ -302,3 +302,57 @@ def test_a_file_name_that_is_not_utf8_is_a_reported_skip(engine, photos):
         assert "not valid UTF-8" in report.failures[0].reason
         assert [f.path for f in engine.failures()] == [str(photos / "caf\ufffd.png")]
     assert engine.info().files == 6
+
+
+def _vector_index_type(index_dir: Path) -> type:
+    from searchclip.vector_index import load_index
+
+    (vector_file,) = index_dir.glob("vectors-*.faiss")
+    return type(load_index(vector_file, dim=16))
+
+
+def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
+    from searchclip.vector_index import HNSWIndex
+
+    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 8)
+    photos = tmp_path / "photos"
+    photo_folder(photos, 6)
+    with SearchEngine(tmp_path / "index", model=model) as engine:
+        engine.index(photos)
+        assert _vector_index_type(engine.index_dir) is FlatIndex
+
+        photo_folder(tmp_path / "more", 4, start_seed=20)
+        engine.index(tmp_path / "more")  # 10 images: past the threshold, rebuilt as HNSW
+        assert _vector_index_type(engine.index_dir) is HNSWIndex
+        probe = tmp_path / "more" / "img002.png"
+        hits = engine.search_image(probe, k=10)
+        assert hits[0].path == str(probe) and len(hits) == 10
+        removed = photos / "img000.png"
+        removed.unlink()
+        engine.index(photos)
+        assert str(removed) not in {h.path for h in engine.search("x", k=10)}
+
+        shutil.rmtree(tmp_path / "more")
+        (tmp_path / "more").mkdir()
+        engine.index(tmp_path / "more")  # 5 images: back to exact
+        assert _vector_index_type(engine.index_dir) is FlatIndex
+        assert {h.path for h in engine.search("x", k=10)} == {str(p) for p in photos.rglob("img*")}
+
+
+def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, monkeypatch):
+    from searchclip.vector_index import HNSWIndex
+
+    index_dir = tmp_path / "index"
+    with SearchEngine(index_dir, model=model) as engine:
+        engine.index(photos)
+        expected = [h.path for h in engine.search_image(photos / "img002.png", k=3)]
+    (vector_file,) = index_dir.glob("vectors-*.faiss")
+    assert _vector_index_type(index_dir) is FlatIndex
+
+    # A lower threshold (as after an upgrade): the same generation's file is now the wrong type.
+    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 4)
+    with SearchEngine(index_dir) as engine:
+        assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
+    (rewritten,) = index_dir.glob("vectors-*.faiss")
+    assert rewritten == vector_file  # the same generation's name, rewritten in place
+    assert _vector_index_type(index_dir) is HNSWIndex

@@ -1,4 +1,5 @@
-"""Both vector indexes: agreement with each other, add/remove invariants, atomic files."""
+"""The vector indexes: agreement with exact search, add/remove invariants, atomic files, and
+the choice between exact and HNSW by collection size."""
 
 from __future__ import annotations
 
@@ -8,16 +9,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import searchclip.vector_index.choice
+import searchclip.vector_index.hnsw
 from searchclip.vector_index import (
+    BLAS_MIN_QUERIES,
     FlatIndex,
+    HNSWIndex,
     NumpyIndex,
     VectorIndex,
     VectorIndexFileError,
     build_flat_index,
+    build_index,
+    index_type_for,
+    load_index,
 )
 
 DIM = 16
-KINDS = [FlatIndex, NumpyIndex]
+EXACT_KINDS = [FlatIndex, NumpyIndex]
+KINDS = [*EXACT_KINDS, HNSWIndex]
+
+
+def score_tolerance(kind: type[VectorIndex]) -> float:
+    """HNSW stores vectors as fp16: scores are off by up to ~1e-3 (rankings are unaffected
+    unless two scores are that close)."""
+    return 2e-3 if kind is HNSWIndex else 1e-5
 
 
 def unit_vectors(n: int, seed: int, dim: int = DIM) -> np.ndarray:
@@ -31,7 +46,7 @@ def filled(kind: type[VectorIndex], n: int = 200, seed: int = 0) -> VectorIndex:
     return index
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EXACT_KINDS)
 def test_search_matches_brute_force(kind: type[VectorIndex]) -> None:
     ids = np.arange(300, dtype=np.int64) * 3 + 5
     vectors = unit_vectors(300, seed=1)
@@ -73,7 +88,7 @@ def test_add_replaces_existing_ids(kind: type[VectorIndex]) -> None:
     assert sorted(index.ids().tolist()) == [i * 7 + 1 for i in range(50)]
     scores, found = index.search(new, 1)
     assert found[0, 0] == 8
-    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert scores[0, 0] == pytest.approx(1.0, abs=score_tolerance(kind))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -140,7 +155,7 @@ def test_ties_are_all_returned(kind: type[VectorIndex]) -> None:
     scores, found = index.search(vector, 2)
     assert len(set(found[0].tolist())) == 2
     assert set(found[0].tolist()) <= {1, 2, 3}
-    np.testing.assert_allclose(scores[0], [1.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(scores[0], [1.0, 1.0], atol=score_tolerance(kind))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -273,12 +288,13 @@ def test_load_wrong_dim(kind: type[VectorIndex], tmp_path: Path) -> None:
 
 
 def test_load_other_kinds_file(tmp_path: Path) -> None:
-    filled(NumpyIndex, n=5).save(tmp_path / "numpy.idx")
-    filled(FlatIndex, n=5).save(tmp_path / "flat.idx")
-    with pytest.raises(VectorIndexFileError):
-        FlatIndex.load(tmp_path / "numpy.idx", DIM)
-    with pytest.raises(VectorIndexFileError):
-        NumpyIndex.load(tmp_path / "flat.idx", DIM)
+    for kind in KINDS:
+        filled(kind, n=5).save(tmp_path / f"{kind.__name__}.idx")
+    for reader in KINDS:
+        for kind in KINDS:
+            if kind is not reader:
+                with pytest.raises(VectorIndexFileError):
+                    reader.load(tmp_path / f"{kind.__name__}.idx", DIM)
 
 
 def test_build_flat_index() -> None:
@@ -291,7 +307,7 @@ def test_build_flat_index() -> None:
     assert index.search(vectors[1:2], 1)[1][0, 0] == 20
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EXACT_KINDS)
 def test_search_restricted_to_allowed_ids(kind: type[VectorIndex]) -> None:
     index = filled(kind)
     held = index.ids()
@@ -316,3 +332,178 @@ def test_allowed_ids_beyond_k_pad_with_minus_one(kind: type[VectorIndex]) -> Non
     _, ids = index.search(unit_vectors(1, seed=4), 5, allowed=allowed)
     assert ids.shape == (1, 2)
     assert ids[0, 0] == index.ids()[0] and ids[0, 1] == -1
+
+
+# --- HNSW: approximate, with tombstones -------------------------------------------------------
+
+HNSW_DIM = 32
+
+
+def recall(found: np.ndarray, expected: np.ndarray) -> float:
+    """Share of the expected ids (per row, -1 padding ignored) that were found."""
+    hits = [len(set(f) & set(e) - {-1}) for f, e in zip(found, expected, strict=True)]
+    return sum(hits) / sum(len(set(e) - {-1}) for e in expected)
+
+
+def hnsw_and_reference(
+    n: int = 2000, seed: int = 20, ef_search: int = 256
+) -> tuple[HNSWIndex, NumpyIndex, np.ndarray]:
+    """The same ``n`` vectors in an HNSW index and in the exact reference; and their ids."""
+    ids = np.arange(n, dtype=np.int64) * 5 + 3
+    vectors = unit_vectors(n, seed, dim=HNSW_DIM)
+    hnsw, reference = HNSWIndex(HNSW_DIM, ef_search=ef_search), NumpyIndex(HNSW_DIM)
+    hnsw.add(ids, vectors)
+    reference.add(ids, vectors)
+    return hnsw, reference, ids
+
+
+def test_hnsw_matches_exact_search() -> None:
+    hnsw, reference, _ = hnsw_and_reference()
+    queries = unit_vectors(100, seed=21, dim=HNSW_DIM)
+
+    scores, found = hnsw.search(queries, 10)
+    ref_scores, ref_found = reference.search(queries, 10)
+
+    assert scores.shape == found.shape == (100, 10)
+    assert scores.dtype == np.float32 and found.dtype == np.int64
+    assert recall(found, ref_found) >= 0.99  # approximate by design, near-exact at this ef
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    np.testing.assert_allclose(scores[:, 0], ref_scores[:, 0], atol=2e-3)
+
+
+def test_hnsw_filtered_search_exact_and_graph_paths() -> None:
+    hnsw, reference, ids = hnsw_and_reference()
+    queries = unit_vectors(40, seed=22, dim=HNSW_DIM)
+    for allowed in (ids[::40], ids[::3]):  # 50 and 667 of 2,000
+        expected = reference.search(queries, 10, allowed=allowed)[1]
+
+        # A small filter is scanned exactly (fp16 scores: only near-ties may swap).
+        _, found = hnsw.search(queries, 10, allowed=allowed)
+        assert np.isin(found, allowed).all()
+        assert recall(found, expected) >= 0.99
+
+        hnsw.exact_filter_max = 0  # force the graph walk with a filter
+        _, found = hnsw.search(queries, 10, allowed=allowed)
+        del hnsw.exact_filter_max
+        assert np.isin(found[found != -1], allowed).all()
+        assert recall(found, expected) >= 0.95
+
+
+def test_hnsw_removed_ids_never_come_back(tmp_path: Path) -> None:
+    hnsw, reference, ids = hnsw_and_reference()
+    gone = ids[:150]  # 7.5 %: below the rebuild share, so these stay as tombstones
+    assert hnsw.remove(gone) == 150 == reference.remove(gone)
+    assert hnsw.tombstones == 150 and hnsw.ntotal == 1850
+    assert not np.isin(hnsw.ids(), gone).any()
+    queries = unit_vectors(30, seed=23, dim=HNSW_DIM)
+
+    def check(index: HNSWIndex) -> None:
+        _, found = index.search(queries, 50)
+        assert not np.isin(found, gone).any()
+        assert recall(found, reference.search(queries, 50)[1]) >= 0.97
+        mixed = np.concatenate([gone, ids[150:200]])  # a filter naming removed ids too
+        for exact_filter_max in (10**6, 0):
+            index.exact_filter_max = exact_filter_max
+            _, found = index.search(queries, 10, allowed=mixed)
+            assert not np.isin(found, gone).any()
+        del index.exact_filter_max
+
+    check(hnsw)
+    hnsw.save(tmp_path / "vectors.idx")
+    loaded = HNSWIndex.load(tmp_path / "vectors.idx", HNSW_DIM)
+    assert loaded.tombstones == 150 and loaded.ntotal == 1850
+    check(loaded)
+
+    # Past the rebuild share the graph is rebuilt from the live vectors only.
+    more = ids[150:500]
+    loaded.remove(more)
+    reference.remove(more)
+    gone = np.concatenate([gone, more])
+    assert loaded.tombstones == 0 and loaded.ntotal == 1500
+    check(loaded)
+
+    # A removed id can come back, with its new vector only.
+    vector = unit_vectors(1, seed=24, dim=HNSW_DIM)
+    loaded.add(gone[:1], vector)
+    scores, found = loaded.search(vector, 1)
+    assert found[0, 0] == gone[0] and scores[0, 0] == pytest.approx(1.0, abs=2e-3)
+    assert loaded.ntotal == 1501
+
+
+def test_hnsw_replacing_a_vector_leaves_one_live_copy() -> None:
+    hnsw, _, ids = hnsw_and_reference(n=300)
+    old = unit_vectors(300, seed=20, dim=HNSW_DIM)[7:8]  # ids[7]'s vector
+    new = unit_vectors(1, seed=25, dim=HNSW_DIM)
+    hnsw.add(ids[7:8], new)
+
+    assert hnsw.ntotal == 300 and hnsw.tombstones == 1
+    assert len(set(hnsw.ids().tolist())) == 300
+    assert hnsw.search(new, 1)[1][0, 0] == ids[7]
+    scores, found = hnsw.search(old, 300)
+    assert (found == ids[7]).sum() == 1  # only once, at its new vector's score
+    np.testing.assert_allclose(scores[found == ids[7]], new @ old[0], atol=2e-3)
+
+
+def test_hnsw_empty_filter_and_unknown_ids() -> None:
+    hnsw, _, _ = hnsw_and_reference(n=100)
+    query = unit_vectors(1, seed=26, dim=HNSW_DIM)
+    _, found = hnsw.search(query, 5, allowed=np.array([10**9, 10**9 + 1]))
+    assert found.tolist() == [[-1, -1]]
+    hnsw.exact_filter_max = 0
+    assert hnsw.search(query, 5, allowed=np.array([10**9]))[1].tolist() == [[-1]]
+
+
+def test_hnsw_load_rejects_a_damaged_header(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(HNSWIndex, n=20).save(path)
+    data = bytearray(path.read_bytes())
+    data[16] = 99  # the format version (after the 16-byte magic)
+    path.write_bytes(bytes(data))
+    with pytest.raises(VectorIndexFileError, match="version"):
+        HNSWIndex.load(path, DIM)
+    path.write_bytes(bytes(data[:16]) + b"\xff" * 16)  # an absurd vector count
+    with pytest.raises(VectorIndexFileError):
+        HNSWIndex.load(path, DIM)
+
+
+# --- the choice by collection size ------------------------------------------------------------
+
+
+def test_index_type_follows_the_count(monkeypatch) -> None:
+    limit = searchclip.vector_index.choice.EXACT_MAX_VECTORS
+    assert index_type_for(limit) is FlatIndex
+    assert index_type_for(limit + 1) is HNSWIndex
+    assert index_type_for(10, exact_max=9) is HNSWIndex
+    monkeypatch.setattr(searchclip.vector_index.choice, "EXACT_MAX_VECTORS", 50)
+    assert index_type_for(50) is FlatIndex and index_type_for(51) is HNSWIndex
+
+    ids, vectors = np.arange(60, dtype=np.int64), unit_vectors(60, seed=27)
+    assert isinstance(build_index(DIM, ids[:50], vectors[:50]), FlatIndex)
+    big = build_index(DIM, ids, vectors)
+    assert isinstance(big, HNSWIndex) and big.ntotal == 60
+    assert big.search(vectors[5:6], 1)[1][0, 0] == 5
+
+
+def test_load_index_tells_the_type_from_the_file(tmp_path: Path) -> None:
+    for kind in (FlatIndex, HNSWIndex):
+        path = tmp_path / f"vectors-{kind.__name__}.faiss"
+        filled(kind, n=30).save(path)
+        loaded = load_index(path, DIM)
+        assert type(loaded) is kind and loaded.ntotal == 30
+    filled(NumpyIndex, n=5).save(tmp_path / "numpy.idx")
+    for bad in (tmp_path / "numpy.idx", tmp_path / "missing.faiss", tmp_path):
+        with pytest.raises(VectorIndexFileError):
+            load_index(bad, DIM)
+
+
+def test_faiss_blas_threshold_is_set() -> None:
+    import faiss
+
+    FlatIndex(DIM)  # any use of faiss through the package configures it
+    assert faiss.cvar.distance_compute_blas_threshold == BLAS_MIN_QUERIES
+    # Batched search on both sides of the threshold agrees with one query at a time.
+    index = filled(FlatIndex, n=300)
+    queries = unit_vectors(BLAS_MIN_QUERIES + 1, seed=28)
+    batched = index.search(queries, 5)[1]
+    single = np.concatenate([index.search(q[None], 5)[1] for q in queries[:3]])
+    np.testing.assert_array_equal(batched[:3], single)
