@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from searchclip.errors import (
     IndexNotFoundError,
     InvalidArgumentError,
     ModelMismatchError,
+    SearchclipError,
 )
 from searchclip.ingest import IngestOptions, index_path
 from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit, VocabularyInfo
@@ -32,6 +34,7 @@ from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit, Vo
 if TYPE_CHECKING:
     from PIL import Image
 
+    from searchclip.encoders.onnx_text import OnnxTextEncoder
     from searchclip.tagging import Tag, Tagger, TagReport
     from searchclip.vector_index import VectorIndex
 
@@ -86,6 +89,9 @@ class SearchEngine:
         self._device = device
         self._batch_size = batch_size
         self._encoder = encoder
+        self._encoder_injected = encoder is not None
+        self._onnx_text_encoder: OnnxTextEncoder | None = None
+        self._text_export_tried = False
         self._vector_index: VectorIndex | None = None
         self._vector_generation = -1
         self._catalog = Catalog.open(catalog_path)
@@ -161,6 +167,8 @@ class SearchEngine:
             report = index_path(root, self._catalog, model, self.encoder, options)
             if not self._vector_file().exists():  # vectors changed, or the file went missing
                 self._sync_vector_index()
+            if self._encoder is not None:  # only when torch is loaded anyway: never load it here
+                self._export_text_encoder()
         return report
 
     @contextlib.contextmanager
@@ -227,6 +235,45 @@ class SearchEngine:
         self._vector_index, self._vector_generation = index, generation
         return index
 
+    # --- the text encoder for queries ----------------------------------------------------------
+
+    def _text_encoder(self) -> Encoder | OnnxTextEncoder:
+        """What encodes query texts: an injected encoder, else the index's ONNX export of its
+        model's text tower (no torch: a cold query takes a fraction of a second), else the torch
+        encoder, which then writes the export for the next queries."""
+        if self._encoder_injected:
+            return self.encoder()
+        if self._onnx_text_encoder is None:
+            from searchclip.encoders.onnx_text import OnnxTextEncoder
+
+            self._onnx_text_encoder = OnnxTextEncoder.load(
+                self.index_dir, self.model_name, self._model.dim
+            )
+        if self._onnx_text_encoder is not None:
+            return self._onnx_text_encoder
+        encoder = self.encoder()
+        self._export_text_encoder()
+        return encoder
+
+    def _export_text_encoder(self) -> None:
+        """Export the loaded torch encoder's text tower next to the index unless a current export
+        is there. Best effort: a read-only index or a model that cannot be exported keeps
+        answering text queries with torch."""
+        from searchclip.encoders.onnx_text import current_text_export
+
+        if self._encoder_injected or self._model is None or self._text_export_tried:
+            return
+        self._text_export_tried = True  # once per engine: a failing export is not retried
+        if current_text_export(self.index_dir, self._model.name, self._model.dim) is not None:
+            return
+        from searchclip.encoders.onnx_export import export_text_encoder
+
+        try:
+            export_text_encoder(self.encoder(), self.index_dir)
+        except (OSError, SearchclipError) as exc:
+            warnings.warn(f"text queries will use torch: {exc}", RuntimeWarning, stacklevel=3)
+        self._onnx_text_encoder = None  # load the new export on the next text query
+
     # --- searching -----------------------------------------------------------------------------
 
     def search(
@@ -240,7 +287,7 @@ class SearchEngine:
         if not text or not text.strip():
             raise InvalidArgumentError("the query text is empty")
         self._check_searchable(k)
-        vector = self.encoder().encode_texts([text])[0]
+        vector = self._text_encoder().encode_texts([text])[0]
         return self.search_vector(vector, k, tags=tags, not_tags=not_tags)
 
     def search_image(
