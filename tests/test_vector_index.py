@@ -507,3 +507,31 @@ def test_faiss_blas_threshold_is_set() -> None:
     batched = index.search(queries, 5)[1]
     single = np.concatenate([index.search(q[None], 5)[1] for q in queries[:3]])
     np.testing.assert_array_equal(batched[:3], single)
+
+
+def test_a_loaded_flat_index_is_mapped_and_still_changes(tmp_path: Path) -> None:
+    """FlatIndex.load maps the file read-only; the first change copies the vectors to memory,
+    and the file on disk keeps what was saved."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((50, DIM)).astype(np.float32)
+    path = tmp_path / "flat.faiss"
+    build_flat_index(DIM, np.arange(50), vectors).save(path)
+    loaded = FlatIndex.load(path, DIM)
+    _, before = loaded.search(vectors[:3], 1)
+    assert before[:, 0].tolist() == [0, 1, 2]
+    loaded.remove(np.array([0]))
+    loaded.add(np.array([100]), vectors[:1])
+    _, after = loaded.search(vectors[:1], 1)
+    assert after[0, 0] == 100 and loaded.ntotal == 50
+    reloaded = FlatIndex.load(path, DIM)
+    assert reloaded.search(vectors[:1], 1)[1][0, 0] == 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_flat_file_size_check_matches_faiss_serialization(tmp_path: Path, n: int) -> None:
+    """FlatIndex.load's length check assumes FAISS's layout; a FAISS upgrade that changes it
+    must fail here, not refuse every saved index."""
+    path = tmp_path / "flat.faiss"
+    rng = np.random.default_rng(n)
+    build_flat_index(DIM, np.arange(n), rng.standard_normal((n, DIM))).save(path)
+    assert FlatIndex.load(path, DIM).ntotal == n

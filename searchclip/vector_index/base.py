@@ -151,10 +151,11 @@ def unique_ids(ids: np.ndarray) -> np.ndarray:
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
-def read_file(path: str | os.PathLike[str]) -> bytes:
+def read_file(path: str | os.PathLike[str], *, check_only: bool = False) -> bytes:
+    """The file's bytes; with ``check_only``, only whether it can be opened (b"")."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return b"" if check_only else f.read()
     except OSError as err:
         raise VectorIndexFileError(f"cannot read {os.fspath(path)}: {err.strerror}") from None
 

