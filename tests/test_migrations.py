@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from sqlalchemy import Column, MetaData, Text, create_engine
 
 from searchclip.catalog import schema
 from searchclip.catalog.catalog import Catalog, CatalogChanges, FileEntry
-from searchclip.catalog.migrate import head_revision, migrations_dir
+from searchclip.catalog.migrate import HEAD_REVISION, head_revision, migrations_dir
 from searchclip.errors import CatalogError, SchemaTooNewError
 
 TABLES = {
@@ -264,3 +266,20 @@ def test_catalog_path_with_url_special_characters(tmp_path: Path, name: str) -> 
 
     assert sorted(os.listdir(tmp_path)) == [name]
     assert stamped_revision(path) == [head_revision()]
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    """A new revision must bump HEAD_REVISION, or up-to-date catalogs would skip it."""
+    assert head_revision() == HEAD_REVISION
+
+
+def test_opening_a_current_catalog_does_not_import_alembic(tmp_path: Path) -> None:
+    """A cold query skips Alembic (~0.1 s) when the schema is already at head."""
+    path = tmp_path / "catalog.sqlite"
+    Catalog.open(path).close()
+    code = (
+        "import sys; from searchclip.catalog.catalog import Catalog; "
+        f"Catalog.open({str(path)!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
