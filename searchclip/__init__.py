@@ -15,6 +15,7 @@ from searchclip.errors import (
     InvalidArgumentError,
     ModelLoadError,
     ModelMismatchError,
+    PrecisionMismatchError,
     SchemaTooNewError,
     SearchclipError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidArgumentError",
     "ModelLoadError",
     "ModelMismatchError",
+    "PrecisionMismatchError",
     "SchemaTooNewError",
     "SearchEngine",
     "SearchHit",

@@ -85,12 +85,26 @@ def index(
         int | None, typer.Option("--workers", help="Decoding threads [default: up to 4].")
     ] = None,
     device: DeviceOption = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="Image encoding precision: fp32, bf16, or auto (bf16 where the device has it "
+            "and the first images agree with fp32); fixed when the index gets its first images "
+            "[default: the index's own, auto for a new index].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Add the images under PATH to the index, or bring it up to date (incremental)."""
     if not os.path.exists(path):
         raise InvalidArgumentError(f"{path} does not exist")
-    with _open(index, model=model, device=device, batch_size=batch_size) as engine:
+    with _open(
+        index, model=model, device=device, batch_size=batch_size, precision=precision
+    ) as engine:
         report = engine.index(path, progress=True, workers=workers)
+    if report.precision_choice:
+        typer.echo(f"precision: {report.precision_choice}", err=True)
     typer.echo(_summary(report, path))
     for failure in report.failures[:FAILURES_SHOWN]:
         typer.echo(f"  skipped {failure.path}: {failure.reason}", err=True)
@@ -238,7 +252,10 @@ def info(
     with _open(index, create=False) as engine:
         summary = engine.info()
         failed = engine.failures() if failures else []
-    typer.echo(f"model:    {summary.model} ({summary.dim} dimensions)")
+    # the precision goes on the model line: scripts read the first three lines as the counts
+    typer.echo(
+        f"model:    {summary.model} ({summary.dim} dimensions; images in {summary.precision})"
+    )
     typer.echo(f"images:   {summary.files}")
     typer.echo(f"failures: {summary.failures}")
     for vocabulary in summary.vocabularies:

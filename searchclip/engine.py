@@ -9,6 +9,7 @@ either exactly current or ignored and rebuilt: no separate bookkeeping can drift
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ from searchclip.errors import (
     ModelMismatchError,
     SearchclipError,
 )
+from searchclip.index_precision import IndexPrecision
 from searchclip.ingest import IngestOptions, index_path
 from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit, VocabularyInfo
 
@@ -60,6 +62,9 @@ class SearchEngine:
     always uses the model it was built with, and naming another one raises ModelMismatchError.
     ``encoder`` injects a ready :class:`~searchclip.encoders.Encoder` instead of loading one.
     ``create=False`` refuses to create a missing index (what queries want).
+    ``precision`` is how images are encoded: ``fp32``, ``bf16`` or ``auto`` (the default for a
+    new index: bf16 where the device has it and the first images agree with fp32, cosine >=
+    0.999); an index keeps its precision, and naming another one raises PrecisionMismatchError.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class SearchEngine:
         batch_size: int = 32,
         create: bool = True,
         encoder: Encoder | None = None,
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidArgumentError(f"batch size must be at least 1, got {batch_size}")
@@ -97,6 +103,9 @@ class SearchEngine:
         self._catalog = Catalog.open(catalog_path)
         try:
             self._model = self._check_model(wanted)
+            self._precision = IndexPrecision(self._catalog, precision, self.index_dir)
+            if encoder is not None:
+                self._precision.apply_to(encoder)
         except BaseException:
             self._catalog.close()
             raise
@@ -133,10 +142,17 @@ class SearchEngine:
     def encoder(self) -> Encoder:
         """The index's encoder, loaded on first use (loading CLIP takes seconds)."""
         if self._encoder is None:
-            self._encoder = load_encoder(
+            encoder = load_encoder(
                 self.model_name, device=self._device, batch_size=self._batch_size
             )
+            self._precision.apply_to(encoder)
+            self._encoder = encoder
         return self._encoder
+
+    @property
+    def precision(self) -> str:
+        """How this index encodes images: fp32, bf16, or auto until its first images."""
+        return self._precision.current
 
     def _ensure_model_recorded(self) -> ModelRecord:
         if self._model is None:
@@ -163,8 +179,14 @@ class SearchEngine:
         )
         with self._write_lock():
             model = self._ensure_model_recorded()
+            self._precision.record()
             root = Path(path).expanduser()
-            report = index_path(root, self._catalog, model, self.encoder, options)
+            report = index_path(
+                root, self._catalog, model, self.encoder, options, self._precision.encode
+            )
+            if self._precision.chosen_now:  # said once: in the run that made the choice
+                report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
+                self._precision.chosen_now = ""
             if not self._vector_file().exists():  # vectors changed, or the file went missing
                 self._sync_vector_index()
             if self._encoder is not None:  # only when torch is loaded anyway: never load it here
@@ -431,6 +453,7 @@ class SearchEngine:
             vocabularies=tuple(VocabularyInfo(*row) for row in self._catalog.tags.summary(model.id))
             if model
             else (),
+            precision=self._precision.choice or self._precision.current,
         )
 
     def failures(self) -> list[FailedFile]:

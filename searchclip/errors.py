@@ -9,6 +9,7 @@ these into a one-line message and a non-zero exit code in exactly one place (``c
     ├── EmptyIndexError         the index holds no images yet
     ├── IndexBusyError          another process is writing to the index
     ├── ModelMismatchError      the index was built with another model
+    ├── PrecisionMismatchError  the index was built at another image precision
     ├── SchemaTooNewError       the index was written by a newer searchclip
     ├── CatalogError            the catalog file is unreadable or not a searchclip catalog
     ├── ModelLoadError          the CLIP model could not be loaded
@@ -37,6 +38,10 @@ class IndexBusyError(SearchclipError):
 
 class ModelMismatchError(SearchclipError):
     """The index was built with a different model than the one asked for."""
+
+
+class PrecisionMismatchError(SearchclipError):
+    """The index's images were encoded at a different precision than the one asked for."""
 
 
 class SchemaTooNewError(SearchclipError):

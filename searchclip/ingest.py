@@ -28,6 +28,8 @@ from searchclip.encoders import Encoder
 from searchclip.errors import ImageReadError
 from searchclip.results import FailedFile, IndexReport
 
+EncodePixels = Callable[[Encoder, np.ndarray], np.ndarray]
+
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -74,8 +76,10 @@ class _Run:
         model: ModelRecord,
         encoder: _LazyEncoder,
         options: IngestOptions,
+        encode: EncodePixels,
     ) -> None:
         self.catalog = catalog
+        self.encode = encode
         self.model = model
         self.encoder = encoder
         self.options = options
@@ -204,7 +208,7 @@ class _Run:
     def flush(self) -> None:
         if self.to_encode:
             pixels = np.stack([pixels for _, pixels, _ in self.to_encode])
-            vectors = self.encoder.get().encode_pixels(pixels)
+            vectors = self.encode(self.encoder.get(), pixels)
             for (entry, _, kind), vector in zip(self.to_encode, vectors, strict=True):
                 self.changes.upserts.append((entry, vector))
                 self.counts[kind] += 1
@@ -230,12 +234,18 @@ def index_path(
     model: ModelRecord,
     load_encoder: Callable[[], Encoder],
     options: IngestOptions | None = None,
+    encode: EncodePixels | None = None,
 ) -> IndexReport:
-    """Bring the catalog up to date with the images under ``root``."""
+    """Bring the catalog up to date with the images under ``root``.
+
+    ``encode(encoder, pixels)`` turns each batch into vectors (default: ``encode_pixels``); the
+    engine passes its own to choose the image precision on the first batch.
+    """
     options = options or IngestOptions()
     started = time.monotonic()
     root = os.path.abspath(os.fspath(root))
-    run = _Run(catalog, model, _LazyEncoder(load_encoder), options)
+    encode = encode or (lambda encoder, pixels: encoder.encode_pixels(pixels))
+    run = _Run(catalog, model, _LazyEncoder(load_encoder), options, encode)
     todo = run.plan(root)
     with tqdm(
         total=len(todo),

@@ -41,6 +41,7 @@ class IndexReport:
     encoded: int = 0
     elapsed_s: float = 0.0
     failures: tuple[FailedFile, ...] = field(default=())
+    precision_choice: str = ""  # set by the run where `auto` chose the image precision
 
     @property
     def changed_anything(self) -> bool:
@@ -67,3 +68,4 @@ class IndexInfo:
     files: int
     failures: int
     vocabularies: tuple[VocabularyInfo, ...] = ()
+    precision: str = ""  # image precision and why, e.g. "bf16 (min cosine 0.9995 on ...)"

@@ -18,6 +18,7 @@ EXPECTED = {
     "InvalidArgumentError",
     "ModelLoadError",
     "ModelMismatchError",
+    "PrecisionMismatchError",
     "SchemaTooNewError",
     "SearchEngine",
     "SearchHit",

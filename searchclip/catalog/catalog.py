@@ -155,6 +155,10 @@ class Catalog:
                 select(schema.settings.c.value).where(schema.settings.c.key == key)
             )
 
+    def set_setting(self, key: str, value: str) -> None:
+        with self._engine.begin() as connection:
+            _put_setting(connection, key, value)
+
     def model(self) -> ModelRecord | None:
         """The model this index was built with, or None for a new, empty index."""
         name = self.get_setting(_MODEL_KEY)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from searchclip.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -28,6 +30,7 @@ class Encoder(ABC):
     dim: int
     image_size: int
     batch_size: int = 32
+    image_precision: str = "fp32"  # see encoders/precision.py
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> np.ndarray:
@@ -44,12 +47,32 @@ class Encoder(ABC):
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         """A batch of texts to raw embeddings (n, dim)."""
 
+    def low_image_precision(self) -> str | None:
+        """The faster image precision this encoder's device supports ("bf16"), or None."""
+        return None
+
+    def set_image_precision(self, precision: str) -> None:
+        """Encode images at ``precision`` from now on ("fp32", or what low_image_precision says)."""
+        if precision != "fp32" and precision != self.low_image_precision():
+            raise InvalidArgumentError(
+                f"this encoder cannot encode images in {precision} on its device; use fp32"
+            )
+        self.image_precision = precision
+
+    def _embed_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
+        """Like ``_embed_pixels`` at a given precision; encoders with a low one override this."""
+        if precision != "fp32":
+            raise InvalidArgumentError(f"this encoder cannot encode images in {precision}")
+        return self._embed_pixels(pixels)
+
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed images (n, 3, s, s) to unit vectors (n, dim), in batches."""
-        pixels = np.asarray(pixels, dtype=np.float32)
-        if pixels.ndim != 4 or pixels.shape[1] != 3:
-            raise ValueError(f"expected pixels of shape (n, 3, s, s), got {pixels.shape}")
-        return self._batched(pixels, len(pixels), self._embed_pixels)
+        return self._batched(_checked_pixels(pixels), len(pixels), self._embed_pixels)
+
+    def encode_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
+        """``encode_pixels`` at ``precision``, leaving the encoder's own precision as it is."""
+        pixels = _checked_pixels(pixels)
+        return self._batched(pixels, len(pixels), lambda b: self._embed_pixels_at(b, precision))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB images to unit vectors (n, dim)."""
@@ -67,6 +90,13 @@ class Encoder(ABC):
             return np.empty((0, self.dim), dtype=np.float32)
         parts = [embed(items[i : i + self.batch_size]) for i in range(0, count, self.batch_size)]
         return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)
+
+
+def _checked_pixels(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 4 or pixels.shape[1] != 3:
+        raise ValueError(f"expected pixels of shape (n, 3, s, s), got {pixels.shape}")
+    return pixels
 
 
 def normalize(vectors: np.ndarray, dim: int) -> np.ndarray:

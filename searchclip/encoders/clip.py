@@ -8,6 +8,7 @@ the hub can be reached. Weights load from safetensors only. Every failure is a o
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import socket
@@ -48,6 +49,17 @@ class ClipEncoder(Encoder):
         self.dim = int(model.config.projection_dim)
         self.image_size = int(crop.height)
         self.max_text_length = int(model.config.text_config.max_position_embeddings)
+        self._bf16_tower: _ImageTower | None = None  # built on first use; the fp32 model stays
+
+    def low_image_precision(self) -> str | None:
+        return "bf16" if _has_fast_bf16(self.device) else None
+
+    def set_image_precision(self, precision: str) -> None:
+        # bf16 is accepted everywhere (an index recorded as bf16 must open on any machine);
+        # where it is not fast, auto never picks it.
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown image precision {precision!r}")
+        self.image_precision = precision
 
     @classmethod
     def load(cls, model: str, device: str = "auto", batch_size: int = 32) -> ClipEncoder:
@@ -74,9 +86,25 @@ class ClipEncoder(Encoder):
         return np.asarray(pixels, dtype=np.float32)
 
     def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        return self._embed_pixels_at(pixels, self.image_precision)
+
+    def _embed_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
         with torch.inference_mode():
-            return _features(self.model.get_image_features(pixel_values=batch.to(self.device)))
+            if precision == "fp32":
+                return _features(self.model.get_image_features(pixel_values=batch))
+            if precision == "bf16":
+                return _features(self.bf16_tower()(batch.to(torch.bfloat16)))
+        raise ValueError(f"unknown image precision {precision!r}")
+
+    def bf16_tower(self) -> _ImageTower:
+        """A bfloat16 copy of the image tower. Weights cast to bf16 measured ~1.3x faster than
+        fp32 on Zen 4 (avx512_bf16), while torch.autocast was 2x slower than fp32; the text
+        tower stays fp32."""
+        if self._bf16_tower is None:
+            tower = _ImageTower(self.model.vision_model, self.model.visual_projection)
+            self._bf16_tower = copy.deepcopy(tower).to(torch.bfloat16).eval()
+        return self._bf16_tower
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(
@@ -89,6 +117,33 @@ class ClipEncoder(Encoder):
         inputs = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
         with torch.inference_mode():
             return _features(self.model.get_text_features(**inputs))
+
+
+class _ImageTower(torch.nn.Module):
+    """CLIP's image path (``get_image_features``): vision transformer, then projection."""
+
+    def __init__(self, vision_model: torch.nn.Module, projection: torch.nn.Module) -> None:
+        super().__init__()
+        self.vision_model = vision_model
+        self.projection = projection
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.vision_model(pixel_values=pixel_values, return_dict=True).pooler_output
+        return self.projection(pooled)
+
+
+def _has_fast_bf16(device: str) -> bool:
+    """True where bf16 matmuls run natively: CUDA GPUs that support bf16, or x86 CPUs with
+    avx512_bf16 / amx_bf16 (elsewhere bf16 is emulated and slower than fp32)."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    if device != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def _features(output) -> np.ndarray:
