@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
+from searchclip.training.tokenizer import bytes_to_unicode
+
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -37,23 +39,6 @@ MERGES = [
     ("a", "t</w>"),
     ("d", "og</w>"),
 ]
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's (and GPT-2's) reversible mapping of the 256 bytes to printable unicode symbols."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(code) for code in codes), strict=True))
 
 
 def tiny_vocab() -> tuple[dict[str, int], list[str]]:
