@@ -98,9 +98,9 @@ class ClipEncoder(Encoder):
         raise ValueError(f"unknown image precision {precision!r}")
 
     def bf16_tower(self) -> _ImageTower:
-        """A bfloat16 copy of the image tower. Weights cast to bf16 measured ~1.3x faster than
-        fp32 on Zen 4 (avx512_bf16), while torch.autocast was 2x slower than fp32; the text
-        tower stays fp32."""
+        """A bfloat16 copy of the image tower. With weights cast to bf16, ViT-B/32 ran 2.0x
+        faster than fp32 on Zen 4 (avx512_bf16; docs/benchmarks.md), while torch.autocast was
+        slower than fp32; the text tower stays fp32."""
         if self._bf16_tower is None:
             tower = _ImageTower(self.model.vision_model, self.model.visual_projection)
             self._bf16_tower = copy.deepcopy(tower).to(torch.bfloat16).eval()

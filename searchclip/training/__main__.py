@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.quiet,
         **dict(args.arch),
     )
-    evaluation = {"seed": args.eval_seed, "gallery_size": args.eval_scenes}
-    evaluation["singles"] = args.eval_single
+    evaluation = {
+        "seed": args.eval_seed,
+        "gallery_size": args.eval_scenes,
+        "singles": args.eval_single,
+    }
     with tempfile.TemporaryDirectory(prefix="searchclip-quality-") as workdir:
         quality = measure_shapes_quality(args.out, workdir, **evaluation)
     metrics = quality.as_dict()
