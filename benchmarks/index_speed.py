@@ -1,13 +1,25 @@
-"""Images per second of `searchclip index`, end to end, with the full-size ViT-B/32.
+"""Images per second of `searchclip index`, end to end, with the full-size ViT-B/32, against
+the naive pipeline measured in the same run.
 
-Each run indexes the photo folder into a fresh temporary index as a separate process, exactly as
-a user would run it. Two rates are printed per run and as medians:
+Two data sets (issue 5, target 1):
 
-- wall: images / (process start to exit), model loading and Python start-up included;
-- pipeline: images / the elapsed time the command itself reports (scan, decode, encode, commit).
+- ``--set coco``: the ~640x480 COCO photos in ../shared/data/coco128_multilabel/images;
+- ``--set 12mp``: the same photos upscaled to 4032x3024 JPEGs (quality 90), like a phone's;
+  written once to benchmarks/out/coco-12mp.
+
+Each run indexes the photos into a fresh temporary index as a separate process, exactly as a
+user would run it, with the default settings. Two rates are printed per run and as medians:
+
+- wall: images / (process start to exit), Python start-up, imports and model loading included;
+- pipeline: images / the elapsed time the command itself reports (scan, read, hash, decode,
+  encode, commit, the one-off exports a new index makes).
+
+The naive pipeline is what a straightforward script does: open and fully decode every photo with
+Pillow, preprocess with transformers' CLIP image processor, encode batches of 32 with
+``CLIPModel.get_image_features`` in fp32; its rate excludes loading the model.
 
     python benchmarks/make_random_vitb32.py          # once: random weights, real architecture
-    python benchmarks/index_speed.py [--images DIR] [--model DIR] [--runs 3]
+    python benchmarks/index_speed.py [--set coco|12mp] [--runs 3] [-- more index options]
 """
 
 from __future__ import annotations
@@ -22,9 +34,27 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "coco128_multilabel" / "images"
+COCO_IMAGES = REPO.parent / "shared" / "data" / "coco128_multilabel" / "images"
+TWELVE_MP_IMAGES = REPO / "benchmarks" / "out" / "coco-12mp"
+TWELVE_MP_SIZE = (4032, 3024)
 DEFAULT_MODEL = REPO / "benchmarks" / "out" / "vit-b32-random"
 SUMMARY = re.compile(r"(\d+) new.*encoded (\d+) images in ([\d.]+) s")
+
+
+def make_12mp(source: Path, out: Path) -> Path:
+    """Upscale every photo in ``source`` to 4032x3024, JPEG quality 90, once."""
+    from PIL import Image
+
+    photos = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    out.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        target = out / f"{photo.stem}-12mp.jpg"
+        if not target.exists():
+            with Image.open(photo) as image:
+                big = image.convert("RGB").resize(TWELVE_MP_SIZE, Image.Resampling.BICUBIC)
+            big.save(target.with_suffix(".part"), "JPEG", quality=90)
+            target.with_suffix(".part").rename(target)
+    return out
 
 
 def run_once(images: Path, model: Path, extra: list[str]) -> tuple[int, float, float]:
@@ -40,34 +70,65 @@ def run_once(images: Path, model: Path, extra: list[str]) -> tuple[int, float, f
     match = SUMMARY.search(done.stdout)
     if match is None:
         raise SystemExit(f"unexpected summary: {done.stdout!r}")
+    choice = [line for line in done.stderr.splitlines() if line.startswith("precision:")]
+    print(f"  {choice[0] if choice else 'precision: (not reported)'}")
     return int(match.group(2)), wall, float(match.group(3))
+
+
+def naive_rate(images: Path, model: Path) -> float:
+    """Images per second of full decode + transformers fp32, batches of 32, in this process."""
+    import torch
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil, CLIPModel
+
+    clip = CLIPModel.from_pretrained(model, use_safetensors=True).eval()
+    processor = CLIPImageProcessorPil.from_pretrained(model)
+    paths = sorted(p for p in images.iterdir() if p.is_file())
+    started = time.perf_counter()
+    for start in range(0, len(paths), 32):
+        batch = [Image.open(path).convert("RGB") for path in paths[start : start + 32]]
+        pixels = processor(images=batch, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            clip.get_image_features(pixel_values=pixels)
+    return len(paths) / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--set", choices=("coco", "12mp"), default="coco")
+    parser.add_argument("--images", type=Path, help="another folder of photos instead")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     parser.add_argument("extra", nargs="*", help="more `searchclip index` options, after --")
     args = parser.parse_args(argv)
     if not args.model.is_dir():
         raise SystemExit(f"no model at {args.model}: run benchmarks/make_random_vitb32.py first")
-    if not args.images.is_dir():
-        raise SystemExit(f"no images at {args.images}")
+    if not COCO_IMAGES.is_dir() and args.images is None:
+        raise SystemExit(f"no images at {COCO_IMAGES}")
+    images = args.images or (
+        make_12mp(COCO_IMAGES, TWELVE_MP_IMAGES) if args.set == "12mp" else COCO_IMAGES
+    )
+    print(f"images: {images}")
 
     walls, pipelines = [], []
     for run in range(1, args.runs + 1):
-        count, wall, reported = run_once(args.images, args.model, args.extra)
+        count, wall, reported = run_once(images, args.model, args.extra)
         walls.append(count / wall)
         pipelines.append(count / reported)
         print(
             f"run {run}: {count} images, wall {wall:.1f} s ({count / wall:.1f} img/s), "
             f"pipeline {reported:.1f} s ({count / reported:.1f} img/s)"
         )
+    pipeline = statistics.median(pipelines)
     print(
-        f"median over {args.runs} runs: wall {statistics.median(walls):.1f} img/s, "
-        f"pipeline {statistics.median(pipelines):.1f} img/s"
+        f"searchclip, median over {args.runs} runs: wall {statistics.median(walls):.1f} img/s, "
+        f"pipeline {pipeline:.1f} img/s"
     )
+    if not args.no_naive:
+        naive = naive_rate(images, args.model)
+        print(f"naive pipeline (full decode + fp32 transformers): {naive:.1f} img/s")
+        print(f"searchclip pipeline / naive: {pipeline / naive:.2f}x")
     return 0
 
 

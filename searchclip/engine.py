@@ -62,9 +62,11 @@ class SearchEngine:
     always uses the model it was built with, and naming another one raises ModelMismatchError.
     ``encoder`` injects a ready :class:`~searchclip.encoders.Encoder` instead of loading one.
     ``create=False`` refuses to create a missing index (what queries want).
-    ``precision`` is how images are encoded: ``fp32``, ``bf16`` or ``auto`` (the default for a
-    new index: bf16 where the device has it and the first images agree with fp32, cosine >=
-    0.999); an index keeps its precision, and naming another one raises PrecisionMismatchError.
+    ``precision`` is how images are encoded: ``fp32``, ``bf16``, ``int8`` or ``auto`` (the
+    default for a new index: the fastest on this machine of those whose vectors of the first
+    images agree with fp32's, cosine >= 0.999); an index keeps its precision, and naming another
+    one raises PrecisionMismatchError. Derived model files (the text tower's ONNX export, the
+    int8 image tower) are kept in the index directory.
     """
 
     def __init__(
@@ -145,13 +147,14 @@ class SearchEngine:
             encoder = load_encoder(
                 self.model_name, device=self._device, batch_size=self._batch_size
             )
+            encoder.artifact_dir = self.index_dir
             self._precision.apply_to(encoder)
             self._encoder = encoder
         return self._encoder
 
     @property
     def precision(self) -> str:
-        """How this index encodes images: fp32, bf16, or auto until its first images."""
+        """How this index encodes images: fp32, bf16, int8, or auto until its first images."""
         return self._precision.current
 
     def _ensure_model_recorded(self) -> ModelRecord:

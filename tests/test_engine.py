@@ -26,7 +26,9 @@ from searchclip.vector_index import FlatIndex
 
 @pytest.fixture
 def engine(tmp_path: Path, model: str):
-    with SearchEngine(tmp_path / "index", model=model, batch_size=4) as opened:
+    # fp32: every batch goes through the model once (auto encodes its first batch at every
+    # precision it tries; test_precision.py covers that)
+    with SearchEngine(tmp_path / "index", model=model, batch_size=4, precision="fp32") as opened:
         yield opened
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from searchclip import InvalidArgumentError, SearchEngine
-from searchclip.images import load_image
 from searchclip.tagging import choose_tags, effective_thresholds, label_embeddings
 from searchclip.templates import DEFAULT_TEMPLATES
 from searchclip.vocabulary import parse_vocabulary
@@ -102,7 +101,8 @@ def test_threshold_rule_scores_are_cosine_similarities(engine, vocab_file, photo
     report = engine.tag(str(vocab_file), threshold=-1.0)  # every label passes
     assert report.tags == 6 * 5
     encoder = engine.encoder()
-    image = encoder.encode_images([load_image(photos / "img000.png").image])[0]
+    path = str(photos / "img000.png")
+    image = engine.stored_vectors([path])[path]
     labels = label_embeddings(encoder, parse_vocabulary(LABELS, "animals"), DEFAULT_TEMPLATES)
     expected = dict(zip(LABELS.split(), (labels @ image).tolist(), strict=True))
     for tag in engine.tags(photos / "img000.png"):

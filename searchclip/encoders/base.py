@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +32,9 @@ class Encoder(ABC):
     image_size: int
     batch_size: int = 32
     image_precision: str = "fp32"  # see encoders/precision.py
+    # Where the encoder may keep files derived from its model (the int8 image tower): the
+    # engine sets its index directory. None: such files live in a temporary directory.
+    artifact_dir: Path | None = None
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> np.ndarray:
@@ -47,13 +51,14 @@ class Encoder(ABC):
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         """A batch of texts to raw embeddings (n, dim)."""
 
-    def low_image_precision(self) -> str | None:
-        """The faster image precision this encoder's device supports ("bf16"), or None."""
-        return None
+    def low_image_precisions(self) -> tuple[str, ...]:
+        """The image precisions besides fp32 that may be faster on this encoder's device
+        ("int8", "bf16"); ``auto`` tries each of them against fp32."""
+        return ()
 
     def set_image_precision(self, precision: str) -> None:
-        """Encode images at ``precision`` from now on ("fp32", or what low_image_precision says)."""
-        if precision != "fp32" and precision != self.low_image_precision():
+        """Encode images at ``precision`` from now on (fp32, or one of low_image_precisions)."""
+        if precision != "fp32" and precision not in self.low_image_precisions():
             raise InvalidArgumentError(
                 f"this encoder cannot encode images in {precision} on its device; use fp32"
             )

@@ -12,6 +12,7 @@ import copy
 import os
 import re
 import socket
+import tempfile
 import threading
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,6 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from searchclip.encoders import looks_like_path, resolve_model_name
 from searchclip.encoders.base import Encoder
+from searchclip.encoders.onnx_image import ImageExportInfo, OnnxImageTower, current_int8_export
 from searchclip.errors import ModelLoadError
 
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -49,15 +51,19 @@ class ClipEncoder(Encoder):
         self.dim = int(model.config.projection_dim)
         self.image_size = int(crop.height)
         self.max_text_length = int(model.config.text_config.max_position_embeddings)
-        self._bf16_tower: _ImageTower | None = None  # built on first use; the fp32 model stays
+        # Low-precision copies of the image tower, built on first use; the fp32 model stays.
+        self._bf16_tower: _ImageTower | None = None
+        self._int8_tower: OnnxImageTower | None = None
 
-    def low_image_precision(self) -> str | None:
-        return "bf16" if _has_fast_bf16(self.device) else None
+    def low_image_precisions(self) -> tuple[str, ...]:
+        # int8 runs in onnxruntime on the CPU; bf16 in torch, where the device has it natively.
+        candidates = ("int8",) if self.device == "cpu" else ()
+        return candidates + (("bf16",) if _has_fast_bf16(self.device) else ())
 
     def set_image_precision(self, precision: str) -> None:
-        # bf16 is accepted everywhere (an index recorded as bf16 must open on any machine);
-        # where it is not fast, auto never picks it.
-        if precision not in ("fp32", "bf16"):
+        # Every precision is accepted everywhere (an index recorded as bf16 or int8 must open on
+        # any machine); where one is not fast, auto never picks it.
+        if precision not in ("fp32", "bf16", "int8"):
             raise ValueError(f"unknown image precision {precision!r}")
         self.image_precision = precision
 
@@ -95,6 +101,8 @@ class ClipEncoder(Encoder):
                 return _features(self.model.get_image_features(pixel_values=batch))
             if precision == "bf16":
                 return _features(self.bf16_tower()(batch.to(torch.bfloat16)))
+        if precision == "int8":
+            return self.int8_tower()(pixels)
         raise ValueError(f"unknown image precision {precision!r}")
 
     def bf16_tower(self) -> _ImageTower:
@@ -105,6 +113,29 @@ class ClipEncoder(Encoder):
             tower = _ImageTower(self.model.vision_model, self.model.visual_projection)
             self._bf16_tower = copy.deepcopy(tower).to(torch.bfloat16).eval()
         return self._bf16_tower
+
+    def int8_tower(self) -> OnnxImageTower:
+        """The image tower quantised to int8, run by onnxruntime: ViT-B/32 ran 2.5x faster than
+        fp32 torch here (docs/benchmarks.md). Loaded from ``artifact_dir`` when a current export
+        is there, else exported (into ``artifact_dir`` when it is writable) and loaded."""
+        if self._int8_tower is None:
+            info = ImageExportInfo(self.model_id, self.dim, self.image_size)
+            found = current_int8_export(self.artifact_dir, info) if self.artifact_dir else None
+            with suppress(Exception):  # a damaged file is exported again
+                self._int8_tower = OnnxImageTower(found) if found else None
+            if self._int8_tower is None:
+                self._int8_tower = self._export_int8_tower(info)
+        return self._int8_tower
+
+    def _export_int8_tower(self, info: ImageExportInfo) -> OnnxImageTower:
+        from searchclip.encoders.onnx_export import export_int8_image_tower
+
+        if self.artifact_dir is not None:
+            with suppress(OSError):  # a read-only index: export for this process only
+                return OnnxImageTower(export_int8_image_tower(self, self.artifact_dir, info))
+        with tempfile.TemporaryDirectory(prefix="searchclip-int8-") as scratch:
+            # the session holds the whole graph in memory: the file may go
+            return OnnxImageTower(export_int8_image_tower(self, Path(scratch), info))
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(

@@ -1,21 +1,30 @@
-"""Export a loaded CLIP's text tower to ONNX next to an index (see :mod:`.onnx_text`).
+"""Export parts of a loaded CLIP to ONNX next to an index.
 
-Runs where torch is already loaded (indexing, or a query that had to fall back to torch), so
-later text queries can skip torch entirely. The export is checked against torch before it is
-kept, and its sidecar is written last: a reader never sees a half-written export as current.
+- the text tower (:mod:`.onnx_text`), so later text queries can skip torch entirely; checked
+  against torch before it is kept;
+- the image tower quantised to int8 (:mod:`.onnx_image`), for the ``int8`` image precision;
+  how far it agrees with fp32 is measured on the user's images when ``auto`` considers it.
+
+Runs where torch is already loaded (indexing, or a query that had to fall back to torch). Files
+are written in a staging directory and moved in with the sidecar last: a reader never sees a
+half-written export as current.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from searchclip.encoders.clip import ClipEncoder, _line
+from searchclip.encoders.clip import ClipEncoder, _ImageTower, _line
+from searchclip.encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo
 from searchclip.encoders.onnx_text import (
     ONNX_FILE,
     SIDECAR_FILE,
@@ -63,52 +72,111 @@ def export_text_encoder(encoder: ClipEncoder, directory: Path) -> TextExportInfo
         max_length=encoder.max_text_length,
         pad_id=int(encoder.tokenizer.pad_token_id),
     )
-    staging = directory / f".text-export-{os.getpid()}"
-    staging.mkdir(exist_ok=True)
-    try:
+    with _staging(directory, "text") as staging:
         backend.save(str(staging / TOKENIZER_FILE))
-        _export_onnx(encoder, staging / ONNX_FILE)
+        _export_onnx(
+            encoder,
+            _TextTower(encoder.model),
+            _tokens(encoder, CHECK_TEXTS),
+            staging / ONNX_FILE,
+            {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+            "text_embeds",
+        )
+        _move_weights_out(staging / ONNX_FILE)
         info.write(staging)
         _check_agreement(encoder, staging, info)
         (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
         for name in (WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE, SIDECAR_FILE):  # the sidecar last
             os.replace(staging / name, directory / name)
+    return info
+
+
+def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageExportInfo) -> Path:
+    """Write ``encoder``'s image tower, quantised to int8, and its sidecar into ``directory``.
+
+    Raises ModelLoadError if the model cannot be exported, OSError if the directory cannot be
+    written.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    directory = Path(directory)
+    model = encoder.model
+    tower = _ImageTower(model.vision_model, model.visual_projection)
+    example = torch.zeros(2, 3, encoder.image_size, encoder.image_size)
+    with _staging(directory, "image") as staging:
+        fp32_path = staging / "image-encoder-fp32.onnx"
+        _export_onnx(
+            encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
+        )
+        try:
+            with _quiet_root_logger():  # it logs advice about pre-processing the graph
+                quantize_dynamic(
+                    fp32_path,
+                    staging / INT8_ONNX_FILE,
+                    per_channel=True,
+                    weight_type=QuantType.QInt8,
+                )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
+            ) from exc
+        info.write(staging)
+        (directory / info.FILE).unlink(missing_ok=True)
+        for name in (INT8_ONNX_FILE, info.FILE):  # the sidecar last
+            os.replace(staging / name, directory / name)
+    return directory / INT8_ONNX_FILE
+
+
+@contextlib.contextmanager
+def _staging(directory: Path, kind: str) -> Iterator[Path]:
+    """A private directory inside ``directory`` for files being written; removed afterwards."""
+    staging = directory / f".{kind}-export-{os.getpid()}"
+    staging.mkdir(exist_ok=True)
+    try:
+        yield staging
     finally:
         for leftover in staging.glob("*"):
             leftover.unlink()
         staging.rmdir()
-    return info
 
 
-def _export_onnx(encoder: ClipEncoder, path: Path) -> None:
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, output: str) -> None:
+    """Trace ``module`` (a part of ``encoder``'s model) on ``inputs`` into an ONNX graph whose
+    inputs vary along ``input_axes`` and whose one output, ``output``, has a batch axis."""
     # The TorchScript exporter (dynamo=False) needs only the onnx package; eager attention keeps
     # the traced graph free of shape-specialised fast paths. Traced on CPU, run on CPU.
     clip = encoder.model
     previous = clip.config._attn_implementation
-    ids, mask = _tokens(encoder, CHECK_TEXTS)
     try:
         clip.to("cpu")
         clip.set_attn_implementation("eager")
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-level branches
             torch.onnx.export(
-                _TextTower(clip).eval(),
-                (ids, mask),
+                module.eval(),
+                inputs,
                 str(path),
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=["input_ids", "attention_mask"],
-                output_names=["text_embeds"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "tokens"},
-                    "attention_mask": {0: "batch", 1: "tokens"},
-                    "text_embeds": {0: "batch"},
-                },
+                input_names=list(input_axes),
+                output_names=[output],
+                dynamic_axes={**input_axes, output: {0: "batch"}},
             )
-        _move_weights_out(path)
     except Exception as exc:
+        part = "text" if output == "text_embeds" else "image"
         raise ModelLoadError(
-            f"cannot export the text encoder of {encoder.model_id} to ONNX: {_line(exc)}"
+            f"cannot export the {part} encoder of {encoder.model_id} to ONNX: {_line(exc)}"
         ) from exc
     finally:
         clip.set_attn_implementation(previous)

@@ -15,14 +15,14 @@ This module imports onnxruntime and tokenizers lazily, and never torch or transf
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from searchclip.encoders.base import normalize
+from searchclip.encoders.onnx_common import Sidecar, open_session
 
 ONNX_FILE = "text-encoder.onnx"
 WEIGHTS_FILE = "text-encoder.weights"
@@ -32,25 +32,16 @@ EXPORT_FORMAT = 2  # bump when the files' meaning changes: older exports are the
 
 
 @dataclass(frozen=True)
-class TextExportInfo:
+class TextExportInfo(Sidecar):
     """The sidecar: which model an export was made from, and how to tokenize for it."""
+
+    FILE = SIDECAR_FILE
 
     model_id: str
     dim: int
     max_length: int
     pad_id: int
     format: int = EXPORT_FORMAT
-
-    def write(self, directory: Path) -> None:
-        (directory / SIDECAR_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", "utf-8")
-
-    @classmethod
-    def read(cls, directory: Path) -> TextExportInfo | None:
-        """The sidecar in ``directory``; None if it is missing or unreadable."""
-        try:
-            return cls(**json.loads((directory / SIDECAR_FILE).read_text("utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
 
 
 def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportInfo | None:
@@ -92,17 +83,11 @@ class OnnxTextEncoder:
     """Texts to unit vectors with an exported text tower; same vectors as the torch encoder."""
 
     def __init__(self, directory: Path, info: TextExportInfo, batch_size: int = 32) -> None:
-        import onnxruntime
-
         self.model_id = info.model_id
         self.dim = info.dim
         self.batch_size = batch_size
         self._tokenize = ClipTextTokenizer(directory / TOKENIZER_FILE, info.max_length, info.pad_id)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: no warnings about unused initializers
-        self._session = onnxruntime.InferenceSession(
-            str(directory / ONNX_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = open_session(directory / ONNX_FILE)
 
     @classmethod
     def load(cls, directory: Path, model_id: str, dim: int) -> OnnxTextEncoder | None:
