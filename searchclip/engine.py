@@ -21,6 +21,7 @@ import numpy as np
 from searchclip import images
 from searchclip.catalog import Catalog, ModelRecord
 from searchclip.encoders import DEFAULT_MODEL, Encoder, load_encoder, resolve_model_name
+from searchclip.encoders.precision import INT8
 from searchclip.errors import (
     EmptyIndexError,
     IndexBusyError,
@@ -142,15 +143,25 @@ class SearchEngine:
         return recorded
 
     def encoder(self) -> Encoder:
-        """The index's encoder, loaded on first use (loading CLIP takes seconds)."""
+        """The index's encoder, loaded on first use: for an int8 index with current ONNX
+        exports, those (a fraction of a second); else CLIP through torch (seconds)."""
         if self._encoder is None:
-            encoder = load_encoder(
-                self.model_name, device=self._device, batch_size=self._batch_size
-            )
-            encoder.artifact_dir = self.index_dir
+            encoder = self._onnx_encoder()
+            if encoder is None:
+                encoder = load_encoder(
+                    self.model_name, device=self._device, batch_size=self._batch_size
+                )
+                encoder.artifact_dir = self.index_dir
             self._precision.apply_to(encoder)
             self._encoder = encoder
         return self._encoder
+
+    def _onnx_encoder(self) -> Encoder | None:
+        if self._model is None or self.precision != INT8:
+            return None
+        from searchclip.encoders.onnx_clip import OnnxClipEncoder
+
+        return OnnxClipEncoder.load(self.index_dir, self._model.name, self._model.dim)
 
     @property
     def precision(self) -> str:

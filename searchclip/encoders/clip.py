@@ -15,6 +15,7 @@ import socket
 import tempfile
 import threading
 from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,7 +28,12 @@ from transformers.utils import logging as hf_logging
 
 from searchclip.encoders import looks_like_path, resolve_model_name
 from searchclip.encoders.base import Encoder
-from searchclip.encoders.onnx_image import ImageExportInfo, OnnxImageTower, current_int8_export
+from searchclip.encoders.onnx_image import (
+    ClipPreprocess,
+    ImageExportInfo,
+    OnnxImageTower,
+    current_int8_export,
+)
 from searchclip.errors import ModelLoadError
 
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -119,13 +125,19 @@ class ClipEncoder(Encoder):
         fp32 torch here (docs/benchmarks.md). Loaded from ``artifact_dir`` when a current export
         is there, else exported (into ``artifact_dir`` when it is writable) and loaded."""
         if self._int8_tower is None:
-            info = ImageExportInfo(self.model_id, self.dim, self.image_size)
+            info = self.int8_export_info()
             found = current_int8_export(self.artifact_dir, info) if self.artifact_dir else None
             with suppress(Exception):  # a damaged file is exported again
                 self._int8_tower = OnnxImageTower(found) if found else None
             if self._int8_tower is None:
                 self._int8_tower = self._export_int8_tower(info)
         return self._int8_tower
+
+    def int8_export_info(self) -> ImageExportInfo:
+        """The sidecar a current int8 export of this model has."""
+        return ImageExportInfo(
+            self.model_id, self.dim, self.image_size, _preprocess_settings(self.processor)
+        )
 
     def _export_int8_tower(self, info: ImageExportInfo) -> OnnxImageTower:
         from searchclip.encoders.onnx_export import export_int8_image_tower
@@ -161,6 +173,24 @@ class _ImageTower(torch.nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         pooled = self.vision_model(pixel_values=pixel_values, return_dict=True).pooler_output
         return self.projection(pooled)
+
+
+def _preprocess_settings(processor) -> dict | None:
+    """ClipPreprocess's fields for ``processor``; None if it does something else (no resize of
+    the shortest side, no rescaling or normalising), which ClipPreprocess would not reproduce."""
+    shortest = getattr(processor.size, "shortest_edge", None)
+    if not (processor.do_resize and shortest and processor.do_rescale and processor.do_normalize):
+        return None
+    return asdict(
+        ClipPreprocess(
+            shortest_edge=int(shortest),
+            crop=int(processor.crop_size.height),
+            resample=int(processor.resample),
+            rescale=float(processor.rescale_factor),
+            mean=[float(v) for v in processor.image_mean],
+            std=[float(v) for v in processor.image_std],
+        )
+    )
 
 
 def _has_fast_bf16(device: str) -> bool:
