@@ -324,7 +324,7 @@ class SearchEngine:
             raise InvalidArgumentError("the query text is empty")
         self._check_searchable(k)
         vector = self._text_encoder().encode_texts([text])[0]
-        return self.search_vector(vector, k, tags=tags, not_tags=not_tags)
+        return self._nearest(vector, k, tags, not_tags)
 
     def search_image(
         self,
@@ -341,7 +341,7 @@ class SearchEngine:
         elif image.mode != "RGB":
             image = image.convert("RGB")
         vector = self.encoder().encode_images([image])[0]
-        return self.search_vector(vector, k, tags=tags, not_tags=not_tags)
+        return self._nearest(vector, k, tags, not_tags)
 
     def search_vector(
         self,
@@ -353,6 +353,11 @@ class SearchEngine:
     ) -> list[SearchHit]:
         """The ``k`` images nearest to a query vector of the index's model."""
         self._check_searchable(k)
+        return self._nearest(vector, k, tags, not_tags)
+
+    def _nearest(
+        self, vector: np.ndarray, k: int, tags: Sequence[str], not_tags: Sequence[str]
+    ) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self._model.dim:
             raise InvalidArgumentError(
@@ -394,7 +399,7 @@ class SearchEngine:
     def _check_searchable(self, k: int) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidArgumentError(f"k must be a positive number of results, got {k!r}")
-        if self._model is None or self._catalog.count_files() == 0:
+        if self._model is None or not self._catalog.has_files():
             raise EmptyIndexError(
                 f"the index at {self.index_dir} holds no images yet; "
                 f"index some with `searchclip index PATH --index {self.index_dir}`"

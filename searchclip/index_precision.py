@@ -37,7 +37,7 @@ class IndexPrecision:
             check_precision(requested)
         self._catalog = catalog
         recorded = catalog.get_setting(PRECISION_KEY)
-        holds_images = catalog.count_files() > 0
+        holds_images = catalog.has_files()
         if recorded is None and holds_images:
             recorded = FP32
         if holds_images and requested not in (None, AUTO, recorded):

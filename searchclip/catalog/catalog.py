@@ -199,6 +199,11 @@ class Catalog:
         with self._engine.connect() as connection:
             return connection.scalar(select(func.count()).select_from(schema.files))
 
+    def has_files(self) -> bool:
+        """Whether any file is indexed: one row read, where count_files scans them all."""
+        with self._engine.connect() as connection:
+            return connection.scalar(select(schema.files.c.id).limit(1)) is not None
+
     def files_under(self, root: str) -> dict[str, FileRecord]:
         """Files whose path is ``root`` itself or lies inside the directory ``root``."""
         column = schema.files.c.path
