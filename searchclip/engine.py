@@ -283,7 +283,7 @@ class SearchEngine:
             from searchclip.encoders.onnx_text import OnnxTextEncoder
 
             self._onnx_text_encoder = OnnxTextEncoder.load(
-                self.index_dir, self.model_name, self._model.dim
+                self.index_dir, self.model_name, self._model.dim, int8=self.precision == INT8
             )
         if self._onnx_text_encoder is not None:
             return self._onnx_text_encoder
@@ -305,7 +305,7 @@ class SearchEngine:
         from searchclip.encoders.onnx_export import export_text_encoder
 
         try:
-            export_text_encoder(self.encoder(), self.index_dir)
+            export_text_encoder(self.encoder(), self.index_dir, int8=self.precision == INT8)
         except (OSError, SearchclipError) as exc:
             warnings.warn(f"text queries will use torch: {exc}", RuntimeWarning, stacklevel=3)
         self._onnx_text_encoder = None  # load the new export on the next text query

@@ -4,6 +4,7 @@ from its exports alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -133,3 +134,15 @@ def test_indexing_into_an_int8_index_imports_neither_torch_nor_transformers(int8
     )
     assert result.returncode == 0, result.stderr
     assert "2 new" in result.stdout and "encoded 2 images" in result.stdout
+
+
+def test_an_int8_index_queries_text_with_the_int8_tower_where_it_agrees(int8_index):
+    from searchclip.encoders.onnx_text import TEXT_INT8_FILE, TextExportInfo
+
+    info = TextExportInfo.read(int8_index)
+    assert (int8_index / TEXT_INT8_FILE).is_file() and info.int8_min_cosine is not None
+    for recorded, expected in ((0.9995, True), (0.99, False)):
+        dataclasses.replace(info, int8_min_cosine=recorded).write(int8_index)
+        with SearchEngine(int8_index) as engine:
+            assert engine.search("a photo of a dog", k=2)
+            assert engine._text_encoder().int8 is expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import pytest
 from searchclip import SearchEngine
 from searchclip.encoders.onnx_text import (
     SIDECAR_FILE,
+    TEXT_INT8_FILE,
     TOKENIZER_FILE,
     ClipTextTokenizer,
     OnnxTextEncoder,
+    TextExportInfo,
     current_text_export,
 )
 
@@ -50,8 +53,9 @@ def onnx_encoder(export_dir, tiny_encoder) -> OnnxTextEncoder:
 
 @pytest.fixture
 def indexed(tmp_path, model, photos) -> Path:
-    """An index of the photos, built with the tiny model loaded by the engine itself."""
-    with SearchEngine(tmp_path / "index", model=model, batch_size=4) as engine:
+    """An index of the photos, built with the tiny model loaded by the engine itself (in fp32:
+    an int8 index would answer image-side calls without torch, see test_onnx_clip.py)."""
+    with SearchEngine(tmp_path / "index", model=model, batch_size=4, precision="fp32") as engine:
         engine.index(photos)
     return tmp_path / "index"
 
@@ -83,6 +87,35 @@ def test_queries_are_padded_to_the_longest_text_not_the_model_length(export_dir,
     long_ids, _ = tokenize([TEXTS[3]])
     assert long_ids.shape[1] == info.max_length  # truncated, still ending with end-of-text
     assert long_ids[0, -1] == tiny_encoder.tokenizer.eos_token_id
+
+
+def test_the_int8_text_tower_is_written_only_for_int8_and_its_agreement_recorded(
+    export_dir, tiny_encoder, tmp_path
+):
+    from searchclip.encoders.onnx_export import export_text_encoder
+
+    assert not (export_dir / TEXT_INT8_FILE).exists()
+    assert TextExportInfo.read(export_dir).int8_min_cosine is None
+    info = export_text_encoder(tiny_encoder, tmp_path, int8=True)
+    assert (tmp_path / TEXT_INT8_FILE).is_file()
+    assert 0.99 < info.int8_min_cosine <= 1.0  # measured against torch
+    assert TextExportInfo.read(tmp_path) == info
+
+
+def test_the_int8_text_tower_is_used_only_where_it_agrees(tiny_encoder, tmp_path):
+    from searchclip.encoders.onnx_export import export_text_encoder
+
+    info = export_text_encoder(tiny_encoder, tmp_path, int8=True)
+    model, dim = tiny_encoder.model_id, tiny_encoder.dim
+    for recorded, expected in ((0.9995, True), (0.998, False), (None, False)):
+        dataclasses.replace(info, int8_min_cosine=recorded).write(tmp_path)
+        assert OnnxTextEncoder.load(tmp_path, model, dim, int8=True).int8 is expected
+        assert OnnxTextEncoder.load(tmp_path, model, dim).int8 is False
+    dataclasses.replace(info, int8_min_cosine=0.9995).write(tmp_path)
+    int8 = OnnxTextEncoder.load(tmp_path, model, dim, int8=True)
+    assert _cosines(int8.encode_texts(TEXTS), tiny_encoder.encode_texts(TEXTS)).min() > 0.99
+    (tmp_path / TEXT_INT8_FILE).write_bytes(b"damaged")
+    assert OnnxTextEncoder.load(tmp_path, model, dim, int8=True).int8 is False  # fp32 answers
 
 
 def test_an_export_of_another_model_is_stale(export_dir, tiny_encoder):

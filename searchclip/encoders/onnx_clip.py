@@ -1,7 +1,8 @@
 """A CLIP encoder made of an index's ONNX exports: no torch, no transformers.
 
 An index encoded in int8 whose directory holds both exports (the int8 image tower with its
-preprocessing settings, and the text tower) is indexed into and queried with this encoder:
+preprocessing settings, and the text tower: int8 where it agrees with torch, else fp32) is
+indexed into and queried with this encoder:
 a run skips the 5-8 s import of torch and transformers and the model load. Its vectors are the
 ones the torch encoder makes at int8 (the same graph; preprocessing equal within float rounding).
 """
@@ -51,7 +52,7 @@ class OnnxClipEncoder(Encoder):
         if info is None or (info.model_id, info.dim, info.format) != (model_id, dim, INT8_FORMAT):
             return None
         image_path = current_int8_export(directory, info)
-        text = OnnxTextEncoder.load(directory, model_id, dim)
+        text = OnnxTextEncoder.load(directory, model_id, dim, int8=True)
         if image_path is None or text is None or info.preprocess is None:
             return None
         try:

@@ -13,6 +13,7 @@ half-written export as current.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from searchclip.encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo
 from searchclip.encoders.onnx_text import (
     ONNX_FILE,
     SIDECAR_FILE,
+    TEXT_INT8_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
     OnnxTextEncoder,
@@ -41,6 +43,26 @@ CHECK_TEXTS = [
     "a photo of a dog",
     "A Red Car parked by the old harbour, at dusk; people walking past!",
     "x",
+]
+# Queries and tagging prompts of every shape, for the int8 text tower's agreement with torch.
+INT8_CHECK_TEXTS = [
+    *CHECK_TEXTS,
+    "a long caption " * 40,  # truncated to the model's length
+    "dog on beach",
+    "a bad photo of a bicycle.",
+    "a photo of the large traffic light.",
+    "an origami cat",
+    "a sculpture of a person",
+    "birthday party with a chocolate cake and candles",
+    "sunset over the mountains, Lake Tahoe 2019",
+    "Crème brûlée in Zürich",
+    "IMG_2043",
+    "a blurry photo of my grandmother's kitchen",
+    "two children playing football in the snow",
+    "a screenshot of a spreadsheet",
+    "a close-up photo of a red apple on a wooden table",
+    "night",
+    "a black and white photo of the Eiffel Tower",
 ]
 
 
@@ -56,8 +78,11 @@ class _TextTower(torch.nn.Module):
         return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def export_text_encoder(encoder: ClipEncoder, directory: Path) -> TextExportInfo:
-    """Write ``encoder``'s text tower, tokenizer and sidecar into ``directory``.
+def export_text_encoder(
+    encoder: ClipEncoder, directory: Path, *, int8: bool = False
+) -> TextExportInfo:
+    """Write ``encoder``'s text tower, tokenizer and sidecar into ``directory``; with ``int8``
+    (for int8 indexes) also the tower quantised to int8 and its measured agreement.
 
     Raises ModelLoadError if the model cannot be exported or the export disagrees with torch,
     OSError if the directory cannot be written.
@@ -85,10 +110,31 @@ def export_text_encoder(encoder: ClipEncoder, directory: Path) -> TextExportInfo
         _move_weights_out(staging / ONNX_FILE)
         info.write(staging)
         _check_agreement(encoder, staging, info)
+        if int8:
+            info = _add_int8_text_tower(encoder, staging, info)
+            info.write(staging)
         (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
-        for name in (WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE, SIDECAR_FILE):  # the sidecar last
+        names = [WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE]
+        names += [TEXT_INT8_FILE] if info.int8_min_cosine is not None else []
+        for name in [*names, SIDECAR_FILE]:  # the sidecar last
             os.replace(staging / name, directory / name)
     return info
+
+
+def _add_int8_text_tower(encoder: ClipEncoder, staging: Path, info: TextExportInfo):
+    """Quantise the exported text tower to int8 and record how far it agrees with torch on
+    varied prompts; int8 indexes use it for text only where that agreement meets the bound.
+    Best effort: without it, text queries run the fp32 export."""
+    try:
+        _quantize(staging / ONNX_FILE, staging / TEXT_INT8_FILE)
+        exported = OnnxTextEncoder(staging, info, int8=True).encode_texts(INT8_CHECK_TEXTS)
+    except Exception:
+        (staging / TEXT_INT8_FILE).unlink(missing_ok=True)
+        return info
+    with torch.no_grad():
+        reference = encoder.encode_texts(INT8_CHECK_TEXTS)
+    agreement = float(np.min(np.sum(exported * reference, axis=1)))
+    return dataclasses.replace(info, int8_min_cosine=round(agreement, 6))
 
 
 def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageExportInfo) -> Path:
@@ -97,8 +143,6 @@ def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageEx
     Raises ModelLoadError if the model cannot be exported, OSError if the directory cannot be
     written.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     directory = Path(directory)
     model = encoder.model
     tower = _ImageTower(model.vision_model, model.visual_projection)
@@ -109,13 +153,7 @@ def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageEx
             encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
         )
         try:
-            with _quiet_root_logger():  # it logs advice about pre-processing the graph
-                quantize_dynamic(
-                    fp32_path,
-                    staging / INT8_ONNX_FILE,
-                    per_channel=True,
-                    weight_type=QuantType.QInt8,
-                )
+            _quantize(fp32_path, staging / INT8_ONNX_FILE)
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
@@ -140,13 +178,16 @@ def _staging(directory: Path, kind: str) -> Iterator[Path]:
         staging.rmdir()
 
 
-@contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
+def _quantize(source: Path, target: Path) -> None:
+    """ONNX Runtime dynamic quantisation: int8 weights per output channel (more exact than one
+    scale per tensor), activations quantised on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.ERROR)  # it logs advice about pre-processing the graph
     try:
-        yield
+        quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
 

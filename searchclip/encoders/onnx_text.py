@@ -7,7 +7,11 @@ An index directory may hold an export of its model's text tower (written by
     text-encoder.weights its weights as ONNX external data (onnxruntime maps them rather than
                          parsing them out of the graph file: half the session start-up time)
     tokenizer.json       the model's own tokenizer, for the ``tokenizers`` library
-    text-encoder.json    what it was exported from (model, dim, max length, pad id); written last
+    text-encoder-int8.onnx  the same graph quantised to int8 (a quarter of the weights to read
+                         per query), for int8 indexes; optional
+    text-encoder.json    what it was exported from (model, dim, max length, pad id) and how far
+                         the int8 graph agrees with torch (min cosine on varied prompts); written
+                         last
 
 The export is used only when the sidecar names the index's model, so a stale one never answers.
 This module imports onnxruntime and tokenizers lazily, and never torch or transformers.
@@ -15,6 +19,7 @@ This module imports onnxruntime and tokenizers lazily, and never torch or transf
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +28,13 @@ import numpy as np
 
 from searchclip.encoders.base import normalize
 from searchclip.encoders.onnx_common import Sidecar, open_session
+from searchclip.encoders.precision import MIN_COSINE
 
 ONNX_FILE = "text-encoder.onnx"
 WEIGHTS_FILE = "text-encoder.weights"
 TOKENIZER_FILE = "tokenizer.json"
 SIDECAR_FILE = "text-encoder.json"
+TEXT_INT8_FILE = "text-encoder-int8.onnx"
 EXPORT_FORMAT = 2  # bump when the files' meaning changes: older exports are then stale
 
 
@@ -42,6 +49,11 @@ class TextExportInfo(Sidecar):
     max_length: int
     pad_id: int
     format: int = EXPORT_FORMAT
+    int8_min_cosine: float | None = None  # None: no int8 graph
+
+    @property
+    def int8_agrees(self) -> bool:
+        return self.int8_min_cosine is not None and self.int8_min_cosine >= MIN_COSINE
 
 
 def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportInfo | None:
@@ -82,20 +94,29 @@ class ClipTextTokenizer:
 class OnnxTextEncoder:
     """Texts to unit vectors with an exported text tower; same vectors as the torch encoder."""
 
-    def __init__(self, directory: Path, info: TextExportInfo, batch_size: int = 32) -> None:
+    def __init__(
+        self, directory: Path, info: TextExportInfo, batch_size: int = 32, int8: bool = False
+    ) -> None:
         self.model_id = info.model_id
         self.dim = info.dim
         self.batch_size = batch_size
+        self.int8 = int8
         self._tokenize = ClipTextTokenizer(directory / TOKENIZER_FILE, info.max_length, info.pad_id)
-        self._session = open_session(directory / ONNX_FILE)
+        self._session = open_session(directory / (TEXT_INT8_FILE if int8 else ONNX_FILE))
 
     @classmethod
-    def load(cls, directory: Path, model_id: str, dim: int) -> OnnxTextEncoder | None:
-        """The encoder for the export in ``directory``; None unless it is current for the model."""
+    def load(
+        cls, directory: Path, model_id: str, dim: int, *, int8: bool = False
+    ) -> OnnxTextEncoder | None:
+        """The encoder for the export in ``directory``; None unless it is current for the model.
+        ``int8`` asks for the int8 graph, used where its recorded agreement meets the bound."""
         info = current_text_export(directory, model_id, dim)
         if info is None:
             return None
         try:
+            if int8 and info.int8_agrees and (directory / TEXT_INT8_FILE).is_file():
+                with contextlib.suppress(Exception):  # damaged: the fp32 graph still answers
+                    return cls(directory, info, int8=True)
             return cls(directory, info)
         except Exception:  # a damaged file (onnxruntime and tokenizers have no common error)
             return None
