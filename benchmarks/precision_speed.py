@@ -1,8 +1,9 @@
-"""Image-encoding speed at fp32 and bf16, on the full-size ViT-B/32 (random weights).
+"""Image-encoding speed at fp32, bf16 and int8, on the full-size ViT-B/32 (random weights).
 
-Encodes 64 preprocessed 224x224 images (random pixels) in batches of 32 at each precision,
-times the median of 3 runs, and prints img/s for both, their ratio, and the minimum cosine
-between each image's fp32 and bf16 vector.
+Encodes 64 preprocessed 224x224 images in batches of 32 at each precision, times the median of
+3 runs, and prints img/s for each, the ratio to fp32, and the minimum cosine between each
+image's fp32 vector and its vector at that precision. The images are real COCO photos from
+../shared/data when present (random pixels otherwise: quantisation error depends on the input).
 
     python benchmarks/make_random_vitb32.py          # once: random weights, real architecture
     python benchmarks/precision_speed.py [--model DIR] [--images 64] [--runs 3]
@@ -21,10 +22,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_MODEL = REPO / "benchmarks" / "out" / "vit-b32-random"
+PHOTOS = REPO.parent / "shared" / "data" / "coco128_multilabel" / "images"
 
 
 def images_per_second(encoder, pixels: np.ndarray, precision: str, runs: int) -> float:
-    encoder.encode_pixels_at(pixels[:2], precision)  # warm-up (and builds the bf16 copy)
+    encoder.encode_pixels_at(pixels[:2], precision)  # warm-up (builds the bf16 / int8 copy)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -44,20 +46,29 @@ def main() -> None:
     from searchclip.encoders import load_encoder
 
     encoder = load_encoder(str(args.model), device=args.device, batch_size=32)
-    size = encoder.image_size
-    pixels = np.random.default_rng(0).standard_normal((args.images, 3, size, size))
-    pixels = pixels.astype(np.float32)
+    pixels = test_pixels(encoder, args.images)
     fp32 = images_per_second(encoder, pixels, "fp32", args.runs)
-    bf16 = images_per_second(encoder, pixels, "bf16", args.runs)
-    cosines = np.sum(
-        encoder.encode_pixels_at(pixels, "fp32") * encoder.encode_pixels_at(pixels, "bf16"), axis=1
-    )
-    print(f"model: {args.model} on {encoder.device}, {args.images} images, batches of 32")
-    print(f"fast bf16 on this device: {encoder.low_image_precision() == 'bf16'}")
+    reference = encoder.encode_pixels_at(pixels, "fp32")
+    print(f"model: {args.model} on {encoder.device}, {len(pixels)} images, batches of 32")
+    print(f"low precisions this device offers: {', '.join(encoder.low_image_precisions())}")
     print(f"fp32: {fp32:.1f} img/s")
-    print(f"bf16: {bf16:.1f} img/s")
-    print(f"bf16 / fp32: {bf16 / fp32:.2f}x")
-    print(f"min cosine bf16 vs fp32: {cosines.min():.5f}")
+    for precision in ("bf16", "int8"):
+        rate = images_per_second(encoder, pixels, precision, args.runs)
+        cosines = np.sum(reference * encoder.encode_pixels_at(pixels, precision), axis=1)
+        print(
+            f"{precision}: {rate:.1f} img/s ({rate / fp32:.2f}x fp32), "
+            f"min cosine vs fp32 {cosines.min():.5f}"
+        )
+
+
+def test_pixels(encoder, count: int) -> np.ndarray:
+    photos = sorted(PHOTOS.glob("*.jpg"))[:count] if PHOTOS.is_dir() else []
+    if len(photos) == count:
+        from PIL import Image
+
+        return np.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in photos])
+    size = encoder.image_size
+    return np.random.default_rng(0).standard_normal((count, 3, size, size)).astype(np.float32)
 
 
 if __name__ == "__main__":

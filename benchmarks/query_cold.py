@@ -11,7 +11,8 @@ it agrees with torch; or fp32), and one library search writes the FAISS file. Th
 - ``searchclip query "a dog on a beach" --index DIR`` as a fresh subprocess, start to exit
   (the results are its last output), median of --runs after one untimed run;
 - the warm library cost of ``engine.search`` (median over --warm-queries queries);
-- how close the ONNX vectors are to torch's (min cosine; the int8 one as the export measured it).
+- how close the ONNX vectors are to torch's (min cosine; the int8 one as the export measured it);
+- the peak memory (RSS) of the query processes.
 
     python benchmarks/query_cold.py [--n 100000] [--precision int8|fp32] [--runs 5]
 """
@@ -19,6 +20,7 @@ it agrees with torch; or fp32), and one library search writes the FAISS file. Th
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -164,9 +166,11 @@ def main() -> None:
     ms_search, ms_encode = warm_queries(index_dir, args.warm_queries)  # also writes the FAISS file
     first = cold_query(index_dir)
     times = [cold_query(index_dir) for _ in range(args.runs)]
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     print(f"cold `searchclip query` (fresh process), first run: {first:.2f} s")
     print("cold `searchclip query`, wall per run (s):", " ".join(f"{t:.2f}" for t in times))
     print(f"cold median: {statistics.median(times):.2f} s over {args.n} vectors")
+    print(f"peak memory (RSS) of a query process: {peak_mb:.0f} MB")
     print(f"warm engine.search median: {ms_search:.1f} ms (text encoding alone {ms_encode:.1f} ms)")
 
 

@@ -209,6 +209,21 @@ def test_auto_falls_back_to_fp32_below_the_bound_and_says_why(tmp_path, model, p
     assert choice.count(" < 1.01") == 2 and choice.endswith("; fp32 10 img/s)")
 
 
+def test_auto_skips_a_precision_whose_model_will_not_export(tmp_path, model, photos, monkeypatch):
+    from searchclip.encoders import onnx_export
+    from searchclip.errors import ModelLoadError
+
+    def fails(*args):
+        raise ModelLoadError("cannot quantise the image encoder of this model: no")
+
+    monkeypatch.setattr(onnx_export, "export_int8_image_tower", fails)
+    offer(monkeypatch, "int8", "bf16")
+    with SearchEngine(tmp_path / "index", model=model) as engine:
+        report = engine.index(photos)
+        assert engine.precision == "bf16" and report.encoded == 6
+    assert "int8 unavailable: cannot quantise the image encoder" in report.precision_choice
+
+
 def test_auto_is_fp32_without_a_low_precision(tmp_path, model, photos, no_low_precision):
     with SearchEngine(tmp_path / "index", model=model) as engine:
         report = engine.index(photos)

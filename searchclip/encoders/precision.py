@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from searchclip.errors import InvalidArgumentError
+from searchclip.errors import InvalidArgumentError, SearchclipError
 
 if TYPE_CHECKING:
     from searchclip.encoders.base import Encoder
@@ -37,10 +37,18 @@ class Trial:
     precision: str
     min_cosine: float
     images_per_s: float
+    error: str = ""  # why it could not be tried (e.g. the model would not export)
 
     @property
     def agrees(self) -> bool:
-        return self.min_cosine >= MIN_COSINE
+        return not self.error and self.min_cosine >= MIN_COSINE
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.precision} unavailable: {self.error}"
+        if not self.agrees:
+            return f"{self.precision} min cosine {self.min_cosine:.4f} < {MIN_COSINE}"
+        return f"{self.precision} min cosine {self.min_cosine:.4f}, {self.images_per_s:.0f} img/s"
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,7 @@ class PrecisionChoice:
         52 img/s; bf16 min cosine 0.9999, 35 img/s; fp32 17 img/s)``."""
         if not self.trials:
             return f"{self.precision} ({self.reason})"
-        tried = [
-            f"{t.precision} min cosine {t.min_cosine:.4f}"
-            + (f", {t.images_per_s:.0f} img/s" if t.agrees else f" < {MIN_COSINE}")
-            for t in self.trials
-        ]
+        tried = [trial.describe() for trial in self.trials]
         evidence = "; ".join([*tried, f"fp32 {self.fp32_images_per_s:.0f} img/s"])
         return f"{self.precision} (first {self.images} images: {evidence})"
 
@@ -87,7 +91,11 @@ def choose_precision(encoder: Encoder, pixels: np.ndarray) -> tuple[PrecisionCho
         return PrecisionChoice(FP32, reason="the device has no faster precision"), reference
     trials, vectors = [], {FP32: reference}
     for precision in candidates:
-        vectors[precision], rate = _timed(encoder, pixels, precision)
+        try:
+            vectors[precision], rate = _timed(encoder, pixels, precision)
+        except SearchclipError as exc:  # an optional speed-up must not stop the run
+            trials.append(Trial(precision, 0.0, 0.0, error=str(exc)))
+            continue
         min_cosine = float(np.min(np.sum(reference * vectors[precision], axis=1)))
         trials.append(Trial(precision, min_cosine, rate))
     rates = {FP32: fp32_rate} | {t.precision: t.images_per_s for t in trials if t.agrees}
