@@ -20,7 +20,6 @@ it agrees with torch; or fp32), and one library search writes the FAISS file. Th
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import statistics
 import subprocess
@@ -126,6 +125,25 @@ def cold_query(index_dir: Path) -> float:
     return elapsed
 
 
+def query_peak_memory(index_dir: Path) -> float:
+    """Peak RSS (MB) of one more query process, read from its own /proc/self/status at exit:
+    getrusage's figures for a child include the RSS of the parent it was forked from."""
+    script = (
+        "import atexit, re, runpy, sys\n"
+        "def report():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    print('VmHWM', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
+        "atexit.register(report)\n"
+        f"sys.argv = ['searchclip', 'query', {QUERY!r}, '--index', {str(index_dir)!r}]\n"
+        "runpy.run_module('searchclip', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    kib = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("VmHWM")]
+    if done.returncode or not kib:
+        sys.exit(done.stderr)
+    return int(kib[0]) / 1024
+
+
 def warm_queries(index_dir: Path, count: int) -> tuple[float, float]:
     """Median ms of ``engine.search`` and of the text encoding alone."""
     from searchclip import SearchEngine
@@ -166,7 +184,7 @@ def main() -> None:
     ms_search, ms_encode = warm_queries(index_dir, args.warm_queries)  # also writes the FAISS file
     first = cold_query(index_dir)
     times = [cold_query(index_dir) for _ in range(args.runs)]
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    peak_mb = query_peak_memory(index_dir)
     print(f"cold `searchclip query` (fresh process), first run: {first:.2f} s")
     print("cold `searchclip query`, wall per run (s):", " ".join(f"{t:.2f}" for t in times))
     print(f"cold median: {statistics.median(times):.2f} s over {args.n} vectors")
