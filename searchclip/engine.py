@@ -1,9 +1,8 @@
 """SearchEngine: the library's front door. The CLI is a thin layer over it.
 
-An index is one directory: ``catalog.sqlite`` (the source of truth) and ``vectors-<gen>.faiss``
-(the search structure, derived from the catalog's vectors). ``<gen>`` is the catalog's vectors
-generation, bumped in the same transaction as every change to the vectors, so a FAISS file is
-either exactly current or ignored and rebuilt: no separate bookkeeping can drift.
+An index is one directory: ``catalog.sqlite`` (the source of truth), ``vectors-<gen>.faiss``
+(the search structure, derived from the catalog's vectors: see :mod:`searchclip.vector_store`)
+and the ONNX exports of its model (:mod:`searchclip.encoders`).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from searchclip.errors import (
 from searchclip.index_precision import IndexPrecision
 from searchclip.ingest import IngestOptions, index_path
 from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit, VocabularyInfo
+from searchclip.vector_store import VectorStore
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -101,9 +101,8 @@ class SearchEngine:
         self._encoder_injected = encoder is not None
         self._onnx_text_encoder: OnnxTextEncoder | None = None
         self._text_export_tried = False
-        self._vector_index: VectorIndex | None = None
-        self._vector_generation = -1
         self._catalog = Catalog.open(catalog_path)
+        self._vectors = VectorStore(self.index_dir, self._catalog)
         try:
             self._model = self._check_model(wanted)
             self._precision = IndexPrecision(self._catalog, precision, self.index_dir)
@@ -195,14 +194,20 @@ class SearchEngine:
             model = self._ensure_model_recorded()
             self._precision.record()
             root = Path(path).expanduser()
+            changes = self._vectors.begin_changes()
             report = index_path(
-                root, self._catalog, model, self.encoder, options, self._precision.encode
+                root,
+                self._catalog,
+                model,
+                self.encoder,
+                options,
+                self._precision.encode,
+                changes.record,
             )
             if self._precision.chosen_now:  # said once: in the run that made the choice
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
                 self._precision.chosen_now = ""
-            if not self._vector_file().exists():  # vectors changed, or the file went missing
-                self._sync_vector_index()
+            self._vectors.apply(changes, model)
             if self._encoder is not None:  # only when torch is loaded anyway: never load it here
                 self._export_text_encoder()
         return report
@@ -227,49 +232,6 @@ class SearchEngine:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    # --- the vector index ----------------------------------------------------------------------
-
-    def _vector_file(self, generation: int | None = None) -> Path:
-        if generation is None:
-            generation = self._catalog.vectors_generation()
-        return self.index_dir / f"vectors-{generation}.faiss"
-
-    def _sync_vector_index(self) -> VectorIndex:
-        """The FAISS index for the catalog's current vectors: cached, loaded, or rebuilt.
-
-        The index type follows the collection's size (exact, or HNSW for large ones); a file
-        of the other type (e.g. written before the threshold changed) is rebuilt like a stale one.
-        """
-        from searchclip.vector_index import (
-            VectorIndexFileError,
-            build_index,
-            index_type_for,
-            load_index,
-        )
-
-        generation = self._catalog.vectors_generation()
-        if self._vector_index is not None and generation == self._vector_generation:
-            return self._vector_index
-        model = self._ensure_model_recorded()
-        path = self._vector_file(generation)
-        try:
-            index = load_index(path, model.dim)
-            count = self._catalog.count_files()
-            if index.ntotal != count:
-                raise VectorIndexFileError(f"{path} is out of step with the catalog")
-            if not isinstance(index, index_type_for(count)):
-                raise VectorIndexFileError(f"{path} is not the index type {count} vectors need")
-        except VectorIndexFileError:
-            index = build_index(model.dim, *self._catalog.all_vectors(model))
-            with contextlib.suppress(OSError):  # a read-only index still answers queries
-                index.save(path)
-        for stale in self.index_dir.glob("vectors-*.faiss"):
-            if stale != path:
-                with contextlib.suppress(OSError):
-                    stale.unlink()
-        self._vector_index, self._vector_generation = index, generation
-        return index
 
     # --- the text encoder for queries ----------------------------------------------------------
 
@@ -364,7 +326,7 @@ class SearchEngine:
                 f"a query vector has {query.shape[1]} values; this index's model has "
                 f"{self._model.dim}"
             )
-        index = self._sync_vector_index()
+        index = self._vectors.current(self._model)
         allowed = self._allowed_ids(index, tags, not_tags)
         if allowed is not None and not len(allowed):
             return []

@@ -29,6 +29,9 @@ from searchclip.errors import ImageReadError
 from searchclip.results import FailedFile, IndexReport
 
 EncodePixels = Callable[[Encoder, np.ndarray], np.ndarray]
+# Told after each committed batch: ids whose vector is new or replaced, those vectors, and ids
+# whose vector is gone (the engine keeps its vector index in step without a rebuild).
+VectorsChanged = Callable[[list[int], list[np.ndarray], list[int]], None]
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,11 @@ class _Run:
         encoder: _LazyEncoder,
         options: IngestOptions,
         encode: EncodePixels,
+        vectors_changed: VectorsChanged | None,
     ) -> None:
         self.catalog = catalog
         self.encode = encode
+        self.vectors_changed = vectors_changed
         self.model = model
         self.encoder = encoder
         self.options = options
@@ -213,7 +218,10 @@ class _Run:
                 self.changes.upserts.append((entry, vector))
                 self.counts[kind] += 1
             self.encoded += len(self.to_encode)
-        self.catalog.apply(self.changes, self.model)
+        upserted = self.catalog.apply(self.changes, self.model)
+        if self.vectors_changed and (upserted or self.changes.removed):
+            vectors = [vector for _, vector in self.changes.upserts]
+            self.vectors_changed(upserted, vectors, list(self.changes.removed))
         self.reusable.update(entry.content_hash for entry, _ in self.changes.upserts)
         self.changes, self.to_encode, self.pending_items = CatalogChanges(), [], 0
 
@@ -235,17 +243,19 @@ def index_path(
     load_encoder: Callable[[], Encoder],
     options: IngestOptions | None = None,
     encode: EncodePixels | None = None,
+    vectors_changed: VectorsChanged | None = None,
 ) -> IndexReport:
     """Bring the catalog up to date with the images under ``root``.
 
     ``encode(encoder, pixels)`` turns each batch into vectors (default: ``encode_pixels``); the
     engine passes its own to choose the image precision on the first batch.
+    ``vectors_changed`` is told what each committed batch did to the vectors.
     """
     options = options or IngestOptions()
     started = time.monotonic()
     root = os.path.abspath(os.fspath(root))
     encode = encode or (lambda encoder, pixels: encoder.encode_pixels(pixels))
-    run = _Run(catalog, model, _LazyEncoder(load_encoder), options, encode)
+    run = _Run(catalog, model, _LazyEncoder(load_encoder), options, encode, vectors_changed)
     todo = run.plan(root)
     with tqdm(
         total=len(todo),

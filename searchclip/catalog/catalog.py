@@ -305,10 +305,11 @@ class Catalog:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def apply(self, changes: CatalogChanges, model: ModelRecord) -> None:
-        """Apply one batch of changes in a single transaction."""
+    def apply(self, changes: CatalogChanges, model: ModelRecord) -> list[int]:
+        """Apply one batch of changes in a single transaction; returns the ids of the upserted
+        files, in the order of ``changes.upserts``."""
         if not changes:
-            return
+            return []
         now = time.time()
         with self._engine.begin() as connection:
             _delete_files(connection, changes.removed)
@@ -318,8 +319,10 @@ class Catalog:
                     .where(schema.files.c.id == file_id)
                     .values(**_entry_values(entry), indexed_at=now)
                 )
-            for entry, vector in changes.upserts:
+            upserted = [
                 _upsert_file(connection, entry, vector, model, now)
+                for entry, vector in changes.upserts
+            ]
             paths_done = [entry.path for entry, _ in changes.upserts]
             paths_done += [entry.path for _, entry in changes.restats]
             _delete_failures(connection, paths_done + changes.cleared_failures)
@@ -332,6 +335,7 @@ class Catalog:
             if changes.upserts or changes.removed:
                 generation = int(_get_setting(connection, _GENERATION_KEY) or 0) + 1
                 _put_setting(connection, _GENERATION_KEY, str(generation))
+        return upserted
 
 
 def _check_is_catalog(connection: Connection, path: Path) -> None:
@@ -374,7 +378,7 @@ def _entry_values(entry: FileEntry) -> dict:
 
 def _upsert_file(
     connection: Connection, entry: FileEntry, vector: np.ndarray, model: ModelRecord, now: float
-) -> None:
+) -> int:
     values = _entry_values(entry)
     file_id = connection.scalar(select(schema.files.c.id).where(schema.files.c.path == entry.path))
     if file_id is None:
@@ -397,6 +401,7 @@ def _upsert_file(
         .prefix_with("OR REPLACE")
         .values(file_id=file_id, model_id=model.id, vector=blob)
     )
+    return int(file_id)
 
 
 def _delete_files(connection: Connection, ids: Sequence[int]) -> None:
