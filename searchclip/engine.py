@@ -336,15 +336,22 @@ class SearchEngine:
     def _allowed_ids(
         self, index: VectorIndex, tags: Sequence[str], not_tags: Sequence[str]
     ) -> np.ndarray | None:
+        """The ids a tag filter keeps (numpy set operations: a filter over a million images
+        stays in milliseconds once the tags are read)."""
         if not tags and not not_tags:
             return None
         tagger = self.tagger()
-        allowed = set.intersection(*(set(tagger.files_with(t)) for t in tags)) if tags else None
-        if allowed is None:
-            allowed = set(index.ids().tolist())
+
+        def ids_with(label: str) -> np.ndarray:
+            found = tagger.files_with(label)
+            return np.fromiter(found, dtype=np.int64, count=len(found))
+
+        allowed = index.ids() if not tags else ids_with(tags[0])
+        for label in tags[1:]:
+            allowed = np.intersect1d(allowed, ids_with(label), assume_unique=True)
         for label in not_tags:
-            allowed -= set(tagger.files_with(label))
-        return np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+            allowed = np.setdiff1d(allowed, ids_with(label), assume_unique=True)
+        return allowed
 
     def _hits(self, ids: Sequence[int], scores: Sequence[float]) -> list[SearchHit]:
         records = self._catalog.files_by_id(int(i) for i in ids)

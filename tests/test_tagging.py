@@ -173,3 +173,20 @@ def test_info_lists_tagged_vocabularies(engine, vocab_file):
     (summary,) = engine.info().vocabularies
     assert (summary.name, summary.labels, summary.tagged_images) == ("animals", 5, 6)
     assert summary.calibrated_labels == 0
+
+
+def test_several_tag_filters_combine_as_sets(engine, vocab_file, photos):
+    engine.tag(str(vocab_file), top_k=2)
+    everything = {hit.path for hit in engine.search("anything", k=100)}
+    carrying: dict[str, set[str]] = {}
+    for path in everything:
+        for tag in engine.tags(path):
+            carrying.setdefault(tag.label, set()).add(path)
+    first, second, *_ = sorted(carrying, key=lambda label: -len(carrying[label]))
+
+    def found(**filters) -> set[str]:
+        return {hit.path for hit in engine.search("anything", k=100, **filters)}
+
+    assert found(tags=[first, second]) == carrying[first] & carrying[second]
+    assert found(not_tags=[first, second]) == everything - carrying[first] - carrying[second]
+    assert found(tags=[first], not_tags=[second]) == carrying[first] - carrying[second]
