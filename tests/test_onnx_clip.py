@@ -5,13 +5,11 @@ from its exports alone."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from light_cli import run_without_torch
 from pictures import photo_folder
 from PIL import Image
 
@@ -116,23 +114,7 @@ def test_a_damaged_int8_graph_falls_back_to_torch(int8_index, photos):
 def test_indexing_into_an_int8_index_imports_neither_torch_nor_transformers(int8_index, tmp_path):
     more = tmp_path / "more"
     photo_folder(more, 2, start_seed=80)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.argv = ["searchclip", "index", {str(more)!r}, "--index", {str(int8_index)!r}]
-        from searchclip.cli import main
-        try:
-            main()
-        except SystemExit as exit:
-            assert not exit.code, exit.code
-        heavy = sorted(name for name in ("torch", "transformers") if name in sys.modules)
-        assert not heavy, heavy
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_without_torch("index", str(more), "--index", str(int8_index))
     assert "2 new" in result.stdout and "encoded 2 images" in result.stdout
 
 

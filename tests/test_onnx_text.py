@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from light_cli import run_without_torch
 
 from searchclip import SearchEngine
 from searchclip.encoders.onnx_text import (
@@ -157,23 +155,7 @@ def test_a_damaged_export_falls_back_to_torch(indexed):
 
 @pytest.mark.slow
 def test_a_cli_text_query_imports_neither_torch_nor_transformers(indexed):
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.argv = ["searchclip", "query", "a photo of a dog", "--index", {str(indexed)!r}]
-        from searchclip.cli import main
-        try:
-            main()
-        except SystemExit as exit:
-            assert not exit.code, exit.code
-        heavy = sorted(name for name in ("torch", "transformers") if name in sys.modules)
-        assert not heavy, heavy
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_without_torch("query", "a photo of a dog", "--index", str(indexed))
     assert result.stdout.splitlines()[0].split() == ["rank", "score", "path"]
     assert len(result.stdout.splitlines()) == 7  # the header and all six photos
 
