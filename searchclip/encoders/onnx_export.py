@@ -108,11 +108,10 @@ def export_text_encoder(
             "text_embeds",
         )
         _move_weights_out(staging / ONNX_FILE)
-        info.write(staging)
         _check_agreement(encoder, staging, info)
         if int8:
             info = _add_int8_text_tower(encoder, staging, info)
-            info.write(staging)
+        info.write(staging)
         (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
         names = [WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE]
         names += [TEXT_INT8_FILE] if info.int8_min_cosine is not None else []
