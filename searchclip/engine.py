@@ -160,7 +160,12 @@ class SearchEngine:
             return None
         from searchclip.encoders.onnx_clip import OnnxClipEncoder
 
-        return OnnxClipEncoder.load(self.index_dir, self._model.name, self._model.dim)
+        encoder = OnnxClipEncoder.load(
+            self.index_dir, self._model.name, self._model.dim, text=self._onnx_text_encoder
+        )
+        if encoder is not None:  # text queries share its text encoder: one session, not two
+            self._onnx_text_encoder = encoder.text
+        return encoder
 
     @property
     def precision(self) -> str:

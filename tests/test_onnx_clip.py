@@ -80,6 +80,7 @@ def test_an_int8_index_reopens_with_the_onnx_encoder(int8_index, photos, tmp_pat
         report = engine.index(more)
         assert (report.new, report.encoded, report.failed) == (3, 3, 0)
         assert engine.search("a photo of a dog", k=20)
+        assert engine._text_encoder() is encoder.text  # one text session for both uses
         stored = engine.stored_vectors([str(p) for p in sorted(more.rglob("img*"))])
     torch_encoder = tmp_path / "torch"
     with SearchEngine(torch_encoder, model=str(Path(encoder.model_id)), precision="int8") as engine:

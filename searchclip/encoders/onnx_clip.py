@@ -42,17 +42,20 @@ class OnnxClipEncoder(Encoder):
         self.artifact_dir = image_path.parent
         self._preprocess = preprocess
         self._image_tower = OnnxImageTower(image_path)
-        self._text = text
+        self.text = text
 
     @classmethod
-    def load(cls, directory: Path, model_id: str, dim: int) -> OnnxClipEncoder | None:
+    def load(
+        cls, directory: Path, model_id: str, dim: int, text: OnnxTextEncoder | None = None
+    ) -> OnnxClipEncoder | None:
         """The encoder for ``directory``'s exports of ``model_id``; None unless both are there,
-        current and loadable (the caller then loads the torch encoder)."""
+        current and loadable (the caller then loads the torch encoder). ``text``: the text
+        encoder of those exports, if the caller has it loaded already."""
         info = ImageExportInfo.read(directory)
         if info is None or (info.model_id, info.dim, info.format) != (model_id, dim, INT8_FORMAT):
             return None
         image_path = current_int8_export(directory, info)
-        text = OnnxTextEncoder.load(directory, model_id, dim, int8=True)
+        text = text or OnnxTextEncoder.load(directory, model_id, dim, int8=True)
         if image_path is None or text is None or info.preprocess is None:
             return None
         try:
@@ -75,4 +78,4 @@ class OnnxClipEncoder(Encoder):
         return self._embed_pixels(pixels)
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self._text.encode_texts(texts)
+        return self.text.encode_texts(texts)
