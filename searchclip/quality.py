@@ -62,12 +62,14 @@ def measure_shapes_quality(
     seed: int = 1000,
     gallery_size: int = 500,
     singles: int = 200,
+    precision: str | None = None,
 ) -> ShapesQuality:
-    """Generate held-out scenes under ``workdir``, index them with ``model``, and score search."""
+    """Generate held-out scenes under ``workdir``, index them with ``model`` (at ``precision``:
+    default ``auto``), and score search."""
     workdir = Path(workdir)
     gallery = read_labels(scenes.write_scenes(workdir / "gallery", gallery_size, seed))
     single = read_labels(scenes.write_scenes(workdir / "singles", singles, seed + 1, n_objects=1))
-    with SearchEngine(workdir / "index", model=os.fspath(model)) as engine:
+    with SearchEngine(workdir / "index", model=os.fspath(model), precision=precision) as engine:
         engine.index(workdir / "gallery")
         per_pair = {
             pair: _share(engine.search(PROMPT.format(pair), k=10), gallery, pair)

@@ -87,6 +87,16 @@ def test_recorded_metrics_are_reproduced(tmp_path):
     assert measured["image_to_image@5"] >= 0.9
 
 
+def test_the_default_precision_keeps_the_search_quality_of_fp32(tmp_path):
+    """Issue 5: whatever `auto` picks must not lower the trained model's retrieval metrics."""
+    settings = {"gallery_size": 300, "singles": 100, "seed": HELD_OUT_SEED}
+    fp32 = measure_shapes_quality(BUNDLED_MODEL, tmp_path / "fp32", precision="fp32", **settings)
+    auto = measure_shapes_quality(BUNDLED_MODEL, tmp_path / "auto", **settings)
+    for name, value in fp32.as_dict().items():
+        if isinstance(value, float):
+            assert auto.as_dict()[name] >= value - 0.01, name
+
+
 def test_bundled_model_stays_small():
     size = sum(f.stat().st_size for f in BUNDLED_MODEL.rglob("*") if f.is_file())
     assert size <= 5 * 2**20
