@@ -3,9 +3,9 @@
 An index encoded in int8 keeps, next to its catalog:
 
     image-encoder-int8.onnx  pixel_values (float32, batch x 3 x s x s) -> image_embeds; the
-                             image tower with its weights quantised to int8 per output channel
-                             and activations quantised on the fly (ONNX Runtime dynamic
-                             quantisation): ~2.5x the fp32 speed of ViT-B/32 on an AVX-512 CPU
+                             image tower with its weights quantised to int8 (one scale per
+                             tensor) and activations quantised on the fly (ONNX Runtime dynamic
+                             quantisation): ~3x the fp32 speed of ViT-B/32 on an AVX-512 CPU
     image-encoder-int8.json  what it was made from (model, dim) and how to preprocess images
                              for it (the model's CLIP image processor settings); written last
 
