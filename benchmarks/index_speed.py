@@ -9,7 +9,8 @@ Two data sets (issue 5, target 1):
 
 Each run indexes the photos into a fresh temporary index as a separate process, exactly as a
 user would run it, with the default settings. A new index pays one-off costs in its first batch
-(auto's trial of every precision, the int8 export of the image tower: ~13 s for ViT-B/32);
+(auto's trial of every precision, the int8 export of the image tower, the torch load: ~12 s for
+ViT-B/32);
 ``--primed`` first indexes 32 other photos (ImageNet samples) into the index, untimed, so the
 timed run shows the steady rate a large collection sees. Two rates are printed per run and as
 medians:

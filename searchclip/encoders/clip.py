@@ -121,7 +121,7 @@ class ClipEncoder(Encoder):
         return self._bf16_tower
 
     def int8_tower(self) -> OnnxImageTower:
-        """The image tower quantised to int8, run by onnxruntime: ViT-B/32 ran 2.5x faster than
+        """The image tower quantised to int8, run by onnxruntime: ViT-B/32 ran 2.8-3x faster than
         fp32 torch here (docs/benchmarks.md). Loaded from ``artifact_dir`` when a current export
         is there, else exported (into ``artifact_dir`` when it is writable) and loaded."""
         if self._int8_tower is None:

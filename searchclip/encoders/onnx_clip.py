@@ -17,9 +17,9 @@ import numpy as np
 from searchclip.encoders.base import Encoder
 from searchclip.encoders.onnx_image import (
     INT8_FORMAT,
+    INT8_ONNX_FILE,
     ImageExportInfo,
     OnnxImageTower,
-    current_int8_export,
 )
 from searchclip.encoders.onnx_text import OnnxTextEncoder
 
@@ -54,9 +54,11 @@ class OnnxClipEncoder(Encoder):
         info = ImageExportInfo.read(directory)
         if info is None or (info.model_id, info.dim, info.format) != (model_id, dim, INT8_FORMAT):
             return None
-        image_path = current_int8_export(directory, info)
+        image_path = directory / INT8_ONNX_FILE
+        if info.preprocess is None or not image_path.is_file():
+            return None  # checked before the text session is opened for nothing
         text = text or OnnxTextEncoder.load(directory, model_id, dim, int8=True)
-        if image_path is None or text is None or info.preprocess is None:
+        if text is None:
             return None
         try:
             return cls(image_path, info, text)
