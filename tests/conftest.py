@@ -6,9 +6,25 @@ them (the CLI's lazy-import checks, storage tests) run without paying for, or se
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+_SESSION_CACHE = tempfile.mkdtemp(prefix="searchclip-test-cache-")
+
+
+def pytest_configure(config):
+    # Fixtures wider than one test are set up before the per-test cache below: they get this
+    # one. Never the user's own cache.
+    os.environ["SEARCHCLIP_CACHE"] = _SESSION_CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
 
 # What `auto` sees as each precision's speed in tests: the order this project's CPU measures for
 # ViT-B/32 (docs/benchmarks.md). The tiny model's own timings are noise, and a choice that
@@ -24,6 +40,15 @@ def steady_precision_clock(monkeypatch):
         return encoder.encode_pixels_at(pixels, precision_name), TEST_RATES[precision_name]
 
     monkeypatch.setattr(precision, "_timed", timed)
+
+
+@pytest.fixture(autouse=True)
+def private_export_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test its own export cache (``$SEARCHCLIP_CACHE``), so none finds another's exports
+    and nothing is written to the user's own cache."""
+    cache = tmp_path_factory.mktemp("export-cache")
+    monkeypatch.setenv("SEARCHCLIP_CACHE", str(cache))
+    return cache
 
 
 @pytest.fixture(scope="session")

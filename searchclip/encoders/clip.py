@@ -26,7 +26,7 @@ from PIL import Image
 from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 from transformers.utils import logging as hf_logging
 
-from searchclip.encoders import looks_like_path, resolve_model_name
+from searchclip.encoders import export_cache, looks_like_path, resolve_model_name
 from searchclip.encoders.base import Encoder
 from searchclip.encoders.onnx_image import (
     ClipPreprocess,
@@ -43,7 +43,16 @@ _DNS_TIMEOUT_S = 2.0
 class ClipEncoder(Encoder):
     """A CLIP model (``transformers.CLIPModel``) with its own tokenizer and image processor."""
 
-    def __init__(self, model_id: str, model, tokenizer, processor, device: str, batch_size: int):
+    def __init__(
+        self,
+        model_id: str,
+        model,
+        tokenizer,
+        processor,
+        device: str,
+        batch_size: int,
+        source_dir: Path | None = None,
+    ):
         crop = processor.crop_size
         if not processor.do_center_crop or crop.height is None or crop.height != crop.width:
             raise ModelLoadError(f"the image processor of {model_id} does not make square crops")
@@ -57,6 +66,9 @@ class ClipEncoder(Encoder):
         self.dim = int(model.config.projection_dim)
         self.image_size = int(crop.height)
         self.max_text_length = int(model.config.text_config.max_position_embeddings)
+        # The directory the model was read from, if any: it names the model's ONNX exports in
+        # the shared cache (encoders/export_cache.py).
+        self.export_key = export_cache.model_key(self.model_id, source_dir)
         # Low-precision copies of the image tower, built on first use; the fp32 model stays.
         self._bf16_tower: _ImageTower | None = None
         self._int8_tower: OnnxImageTower | None = None
@@ -80,18 +92,26 @@ class ClipEncoder(Encoder):
         with _quiet_transformers():
             path = Path(model).expanduser()
             if path.is_dir():
-                parts = _load_directory(path.resolve())
+                source = path.resolve()
+                parts = _load_directory(source)
             elif looks_like_path(model):
                 raise ModelLoadError(f"no model directory at {path}")
             else:
                 parts = _load_hub(model)
+                source = _hub_snapshot(model)
             clip = parts[0]
             try:
                 clip.to(device)
             except Exception as exc:
                 raise ModelLoadError(f"cannot move the model to {device}: {_line(exc)}") from exc
             clip.eval()
-        return cls(resolve_model_name(model), *parts, device=device, batch_size=batch_size)
+        return cls(
+            resolve_model_name(model),
+            *parts,
+            device=device,
+            batch_size=batch_size,
+            source_dir=source,
+        )
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         pixels = self.processor(images=image, return_tensors="np")["pixel_values"][0]
@@ -289,6 +309,15 @@ def _load_hub(model: str):
             f"cannot download model '{model}' from Hugging Face: {_line(exc)}. "
             "Check the id, or save the model locally and pass --model PATH"
         ) from exc
+
+
+def _hub_snapshot(model: str) -> Path | None:
+    """The local snapshot directory a hub model was loaded from."""
+    try:
+        config = try_to_load_from_cache(model, "config.json")
+    except Exception:
+        return None
+    return Path(config).parent if isinstance(config, str) else None
 
 
 def _in_cache(model: str) -> bool:

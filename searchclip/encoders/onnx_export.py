@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from searchclip.encoders import export_cache
 from searchclip.encoders.clip import ClipEncoder, _ImageTower, _line
-from searchclip.encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo
+from searchclip.encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo, current_int8_export
 from searchclip.encoders.onnx_text import (
     ONNX_FILE,
     SIDECAR_FILE,
@@ -34,6 +35,7 @@ from searchclip.encoders.onnx_text import (
     WEIGHTS_FILE,
     OnnxTextEncoder,
     TextExportInfo,
+    current_text_export,
 )
 from searchclip.errors import ModelLoadError
 
@@ -88,6 +90,19 @@ def export_text_encoder(
     OSError if the directory cannot be written.
     """
     directory = Path(directory)
+    cache = export_cache.entry_dir(encoder.export_key, "text-int8" if int8 else "text")
+    with _staging(directory, "text") as staging:
+        info = _cached_text_export(encoder, cache, staging)
+        if info is None:
+            info = _export_text(encoder, staging, int8=int8)
+            export_cache.store(staging, _text_files(info), cache)
+        (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
+        for name in _text_files(info):  # the sidecar last
+            os.replace(staging / name, directory / name)
+    return info
+
+
+def _export_text(encoder: ClipEncoder, staging: Path, *, int8: bool) -> TextExportInfo:
     backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ModelLoadError(f"the tokenizer of {encoder.model_id} has no tokenizer.json form")
@@ -97,26 +112,35 @@ def export_text_encoder(
         max_length=encoder.max_text_length,
         pad_id=int(encoder.tokenizer.pad_token_id),
     )
-    with _staging(directory, "text") as staging:
-        backend.save(str(staging / TOKENIZER_FILE))
-        _export_onnx(
-            encoder,
-            _TextTower(encoder.model),
-            _tokens(encoder, CHECK_TEXTS),
-            staging / ONNX_FILE,
-            {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
-            "text_embeds",
-        )
-        _move_weights_out(staging / ONNX_FILE)
-        _check_agreement(encoder, staging, info)
-        if int8:
-            info = _add_int8_text_tower(encoder, staging, info)
-        info.write(staging)
-        (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
-        names = [WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE]
-        names += [TEXT_INT8_FILE] if info.int8_min_cosine is not None else []
-        for name in [*names, SIDECAR_FILE]:  # the sidecar last
-            os.replace(staging / name, directory / name)
+    backend.save(str(staging / TOKENIZER_FILE))
+    _export_onnx(
+        encoder,
+        _TextTower(encoder.model),
+        _tokens(encoder, CHECK_TEXTS),
+        staging / ONNX_FILE,
+        {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+        "text_embeds",
+    )
+    _move_weights_out(staging / ONNX_FILE)
+    _check_agreement(encoder, staging, info)
+    if int8:
+        info = _add_int8_text_tower(encoder, staging, info)
+    info.write(staging)
+    return info
+
+
+def _text_files(info: TextExportInfo) -> list[str]:
+    """The files of a text export, its sidecar last."""
+    names = [WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE]
+    names += [TEXT_INT8_FILE] if info.int8_min_cosine is not None else []
+    return [*names, SIDECAR_FILE]
+
+
+def _cached_text_export(encoder: ClipEncoder, cache: Path | None, staging: Path):
+    """The cached text export of ``encoder``'s model, linked into ``staging``; None if none."""
+    info = current_text_export(cache, encoder.model_id, encoder.dim) if cache else None
+    if info is None or not export_cache.fetch(cache, _text_files(info), staging):
+        return None
     return info
 
 
@@ -145,28 +169,37 @@ def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageEx
     written.
     """
     directory = Path(directory)
+    cache = export_cache.entry_dir(encoder.export_key, "image-int8")
+    names = (INT8_ONNX_FILE, info.FILE)  # the sidecar last
+    with _staging(directory, "image") as staging:
+        cached = cache is not None and current_int8_export(cache, info) is not None
+        if not (cached and export_cache.fetch(cache, names, staging)):
+            _export_int8_image(encoder, staging)
+            info.write(staging)
+            export_cache.store(staging, names, cache)
+        (directory / info.FILE).unlink(missing_ok=True)
+        for name in names:
+            os.replace(staging / name, directory / name)
+    return directory / INT8_ONNX_FILE
+
+
+def _export_int8_image(encoder: ClipEncoder, staging: Path) -> None:
     model = encoder.model
     tower = _ImageTower(model.vision_model, model.visual_projection)
     example = torch.zeros(2, 3, encoder.image_size, encoder.image_size)
-    with _staging(directory, "image") as staging:
-        fp32_path = staging / "image-encoder-fp32.onnx"
-        _export_onnx(
-            encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
-        )
-        try:
-            # One weight scale per tensor: as fast as per channel, quantised in 0.5 s instead
-            # of 6.5 s (ViT-B/32), and closer to fp32 at the tail on a trained tiny CLIP (worst
-            # of 256 scenes 0.99968 against 0.99891; docs/benchmarks.md).
-            _quantize(fp32_path, staging / INT8_ONNX_FILE, per_channel=False)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
-            ) from exc
-        info.write(staging)
-        (directory / info.FILE).unlink(missing_ok=True)
-        for name in (INT8_ONNX_FILE, info.FILE):  # the sidecar last
-            os.replace(staging / name, directory / name)
-    return directory / INT8_ONNX_FILE
+    fp32_path = staging / "image-encoder-fp32.onnx"
+    _export_onnx(
+        encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
+    )
+    try:
+        # One weight scale per tensor: as fast as per channel, quantised in 0.5 s instead of
+        # 6.5 s (ViT-B/32), and closer to fp32 at the tail on a trained tiny CLIP (worst of 256
+        # scenes 0.99968 against 0.99891; docs/benchmarks.md).
+        _quantize(fp32_path, staging / INT8_ONNX_FILE, per_channel=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
+        ) from exc
 
 
 @contextlib.contextmanager
