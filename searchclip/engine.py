@@ -86,13 +86,18 @@ class SearchEngine:
         self.index_dir = Path(index_dir if index_dir is not None else default_index_dir())
         self.index_dir = self.index_dir.expanduser().absolute()
         catalog_path = self.index_dir / CATALOG_FILE
+        # What this engine creates, so that closing it before anything was indexed (the model
+        # would not load, the folder was empty) leaves no blank index behind.
+        self._created: list[Path] = []
         if not catalog_path.is_file():
             if not create:
                 raise IndexNotFoundError(
                     f"no index at {self.index_dir}; create one with "
                     f"`searchclip index PATH --index {self.index_dir}`"
                 )
+            missing = [d for d in (self.index_dir, *self.index_dir.parents) if not d.exists()]
             self.index_dir.mkdir(parents=True, exist_ok=True)
+            self._created = [catalog_path, *missing]
         wanted = encoder.model_id if encoder else model
         self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
         self._device = device
@@ -109,13 +114,31 @@ class SearchEngine:
             if encoder is not None:
                 self._precision.apply_to(encoder)
         except BaseException:
-            self._catalog.close()
+            self.close()
             raise
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
+        blank = bool(self._created) and self._catalog.model() is None
         self._catalog.close()
+        if blank:
+            self._remove_blank_index()
+
+    def _remove_blank_index(self) -> None:
+        """Remove the index this engine created if nothing was ever recorded in it: its catalog
+        and lock file, then the directories it made, each only while empty."""
+        catalog, *directories = self._created
+        names = [catalog.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+        for name in [*names, LOCK_FILE]:
+            with contextlib.suppress(OSError):
+                (self.index_dir / name).unlink(missing_ok=True)
+        for directory in directories:  # deepest first
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (someone else's files), or not ours to remove
+                break
+        self._created = []
 
     def __enter__(self) -> SearchEngine:
         return self

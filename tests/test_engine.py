@@ -18,6 +18,7 @@ from searchclip import (
     IndexBusyError,
     IndexNotFoundError,
     InvalidArgumentError,
+    ModelLoadError,
     ModelMismatchError,
     SearchEngine,
 )
@@ -249,6 +250,33 @@ def test_vector_file_is_rebuilt_from_the_catalog(tmp_path, model, photos, damage
         assert [(h.path, round(h.score, 5)) for h in engine.search("a cat", k=6)] == expected
     (rebuilt,) = index_dir.glob("vectors-*.faiss")
     assert FlatIndex.load(rebuilt, dim=16).ntotal == 6  # rewritten whole, for the next open
+
+
+def test_a_failed_first_run_leaves_no_blank_index_but_keeps_what_was_there(tmp_path, model):
+    index_dir = tmp_path / "index"
+    missing_model = str(tmp_path / "missing-model")
+    with pytest.raises(ModelLoadError), SearchEngine(index_dir, model=missing_model) as engine:
+        engine.index(tmp_path)
+    assert not index_dir.exists()
+
+    index_dir.mkdir()
+    (index_dir / "notes.txt").write_text("the user's own file")
+    with pytest.raises(ModelLoadError), SearchEngine(index_dir, model=missing_model) as engine:
+        engine.index(tmp_path)
+    assert os.listdir(index_dir) == ["notes.txt"]
+
+    with SearchEngine(index_dir, model=model) as engine:  # opened, closed, nothing indexed
+        pass
+    assert os.listdir(index_dir) == ["notes.txt"]
+
+
+def test_an_index_is_kept_once_it_records_its_model(tmp_path, model):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
+        engine.index(empty)
+    with SearchEngine(tmp_path / "index", create=False) as engine:
+        assert engine.model_name == model
 
 
 def test_model_mismatch_is_an_error(tmp_path, model, photos):
