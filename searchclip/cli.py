@@ -140,6 +140,14 @@ def query(
         bool, typer.Option("--json", help="One JSON object per line: rank, score, path.")
     ] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Only paths, one per line.")] = False,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "-0",
+            "--null",
+            help="Only paths, each ended by a NUL character (for xargs -0: safe for any name).",
+        ),
+    ] = False,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -163,8 +171,8 @@ def query(
         raise InvalidArgumentError("give a query TEXT or --image PATH, not both")
     if text is None and image is None and not tags:
         raise InvalidArgumentError("give exactly one of a query TEXT, --image PATH or --tag LABEL")
-    if as_json and paths_only:
-        raise InvalidArgumentError("choose one output format: --json or --paths")
+    if as_json + paths_only + null > 1:
+        raise InvalidArgumentError("choose one output format: --json, --paths or --null")
     with _open(index, create=False, device=device) as engine:
         if text is not None:
             hits = engine.search(text, k, tags=tags, not_tags=not_tags)
@@ -173,6 +181,9 @@ def query(
         else:
             first, *others = tags
             hits = engine.images_with_tag(first, k, tags=others, not_tags=not_tags)
+    if null:
+        typer.echo("".join(f"{hit.path}\0" for hit in hits), nl=False)
+        return
     for line in _format_hits(hits, as_json=as_json, paths_only=paths_only):
         typer.echo(line)
 

@@ -235,7 +235,21 @@ def test_query_needs_exactly_one_of_text_and_image(built, photos):
 
 
 def test_json_and_paths_exclude_each_other(built):
-    fails("query", "a photo", "--index", built, "--json", "--paths", match="--json or --paths")
+    fails("query", "a photo", "--index", built, "--json", "--paths", match="--json, --paths")
+    fails("query", "a photo", "--index", built, "--paths", "-0", match="one output format")
+
+
+def test_null_separated_paths_survive_newlines_in_names(tmp_path, model):
+    from pictures import write_picture
+
+    root = tmp_path / "odd names"
+    write_picture(root / "two\nlines.png", seed=1)
+    write_picture(root / "plain.png", seed=2)
+    index_dir = tmp_path / "index"
+    ok("index", root, "--index", index_dir, "--model", model)
+    out = ok("query", "a photo", "--index", index_dir, "-0").stdout
+    assert out.endswith("\0")
+    assert sorted(out.split("\0")[:-1]) == sorted(str(p) for p in root.iterdir())
 
 
 def test_index_of_a_missing_path(tmp_path, model):
@@ -310,7 +324,7 @@ def test_bad_files_are_skipped_reported_and_listed(tmp_path, model):
 
 OPTIONS = {
     "index": ["--index", "--model", "--batch-size", "--workers", "--device"],
-    "query": ["--index", "-k", "--top-k", "--image", "--json", "--paths", "--device"],
+    "query": ["--index", "-k", "--top-k", "--image", "--json", "--paths", "--null", "--device"],
     "info": ["--index", "--failures"],
 }
 
