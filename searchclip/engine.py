@@ -314,7 +314,7 @@ class SearchEngine:
             raise InvalidArgumentError("the query text is empty")
         self._check_searchable(k)
         vector = self._text_encoder().encode_texts([text])[0]
-        return self._nearest(vector, k, tags, not_tags)
+        return self._nearest(vector, k, tags, not_tags, far=True)  # text lies apart from images
 
     def search_image(
         self,
@@ -340,13 +340,21 @@ class SearchEngine:
         *,
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
+        far: bool = False,
     ) -> list[SearchHit]:
-        """The ``k`` images nearest to a query vector of the index's model."""
+        """The ``k`` images nearest to a query vector of the index's model. ``far=True`` for a
+        text vector: it lies apart from every image vector, and a large index searches wider."""
         self._check_searchable(k)
-        return self._nearest(vector, k, tags, not_tags)
+        return self._nearest(vector, k, tags, not_tags, far=far)
 
     def _nearest(
-        self, vector: np.ndarray, k: int, tags: Sequence[str], not_tags: Sequence[str]
+        self,
+        vector: np.ndarray,
+        k: int,
+        tags: Sequence[str],
+        not_tags: Sequence[str],
+        *,
+        far: bool = False,
     ) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self._model.dim:
@@ -358,7 +366,7 @@ class SearchEngine:
         allowed = self._allowed_ids(index, tags, not_tags)
         if allowed is not None and not len(allowed):
             return []
-        scores, ids = index.search(query, k, allowed=allowed)
+        scores, ids = index.search(query, k, allowed=allowed, far=far)
         return self._hits(ids[0], scores[0])
 
     def _allowed_ids(

@@ -371,6 +371,25 @@ def test_hnsw_matches_exact_search() -> None:
     np.testing.assert_allclose(scores[:, 0], ref_scores[:, 0], atol=2e-3)
 
 
+def test_far_queries_walk_the_graph_wider() -> None:
+    from searchclip.vector_index.hnsw import FAR_WIDENING
+
+    hnsw, reference, ids = hnsw_and_reference()
+    queries = unit_vectors(50, seed=24, dim=HNSW_DIM)
+    hnsw.ef_search = 8
+    narrow = hnsw.search(queries, 10)
+    far = hnsw.search(queries, 10, far=True)
+    hnsw.ef_search = 8 * FAR_WIDENING
+    assert np.array_equal(far[1], hnsw.search(queries, 10)[1])  # the same walk as a wider ef
+    assert recall(far[1], reference.search(queries, 10)[1]) >= recall(
+        narrow[1], reference.search(queries, 10)[1]
+    )
+    exact = FlatIndex(HNSW_DIM)
+    exact.add(ids, unit_vectors(len(ids), 20, dim=HNSW_DIM))  # hnsw_and_reference's vectors
+    for index in (exact, reference):  # exact indexes: the same results either way
+        assert np.array_equal(index.search(queries, 10, far=True)[1], index.search(queries, 10)[1])
+
+
 def test_hnsw_filtered_search_exact_and_graph_paths() -> None:
     hnsw, reference, ids = hnsw_and_reference()
     queries = unit_vectors(40, seed=22, dim=HNSW_DIM)
@@ -409,9 +428,17 @@ def test_hnsw_removed_ids_never_come_back(tmp_path: Path) -> None:
         del index.exact_filter_max
 
     check(hnsw)
+    later = ids[200:210]  # removed after searches: the cached live mask must follow
+    hnsw.remove(later)
+    reference.remove(later)
+    assert not np.isin(hnsw.search(queries, 50)[1], later).any()
+    hnsw.add(later, unit_vectors(10, seed=25, dim=HNSW_DIM))  # and back again
+    reference.add(later, unit_vectors(10, seed=25, dim=HNSW_DIM))
+    assert np.isin(later, hnsw.search(unit_vectors(10, seed=25, dim=HNSW_DIM), 1)[1]).all()
+    check(hnsw)
     hnsw.save(tmp_path / "vectors.idx")
     loaded = HNSWIndex.load(tmp_path / "vectors.idx", HNSW_DIM)
-    assert loaded.tombstones == 150 and loaded.ntotal == 1850
+    assert loaded.tombstones == 160 and loaded.ntotal == 1850  # 10 replaced vectors too
     check(loaded)
 
     # Past the rebuild share the graph is rebuilt from the live vectors only.

@@ -95,12 +95,14 @@ class VectorIndex(ABC):
         return self._remove(ids) if len(ids) and self.ntotal else 0
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, *, far: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``min(k, ntotal)`` best ids per query, best first: (scores f32, ids i64).
 
         ``allowed`` restricts the search to those ids (a filter, e.g. by tag); rows are then
-        padded with id -1 where fewer than k allowed ids are held.
+        padded with id -1 where fewer than k allowed ids are held. ``far`` says the queries lie
+        away from every stored vector, as CLIP's text vectors do from its image vectors (the
+        "modality gap"): an approximate index then searches wider to find the same neighbours.
         """
         queries = self._as_vectors(queries, "queries")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
@@ -113,7 +115,7 @@ class VectorIndex(ABC):
             m = len(queries)
             return np.empty((m, 0), np.float32), np.empty((m, 0), np.int64)
         with _single_query() if len(queries) == 1 else contextlib.nullcontext():
-            scores, ids = self._search(queries, k, allowed)
+            scores, ids = self._search(queries, k, allowed, far=far)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -129,7 +131,7 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def _search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @abstractmethod

@@ -81,8 +81,8 @@ class FlatIndex(VectorIndex):
             self._mapped = False
 
     def _search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
+    ) -> tuple[np.ndarray, np.ndarray]:  # exact: ``far`` changes nothing
         if allowed is None:
             return self._index.search(queries, k)  # k <= ntotal, so no -1 padding
         # With a selector the flat scan computes only the allowed vectors' products, so a
@@ -140,8 +140,8 @@ class NumpyIndex(VectorIndex):
         return removed
 
     def _search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
+    ) -> tuple[np.ndarray, np.ndarray]:  # exact: ``far`` changes nothing
         scores = queries @ self._vectors.T
         if allowed is not None:  # filtered-out ids score -inf and are reported as -1
             scores[:, ~np.isin(self._ids, allowed)] = -np.inf

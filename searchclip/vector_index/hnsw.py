@@ -29,6 +29,13 @@ HNSW_M = 32
 EF_CONSTRUCTION = 64
 EF_SEARCH = 256
 
+# Text queries against image vectors walk FAR_WIDENING times wider. CLIP's text vectors lie
+# away from all its image vectors (best cosine ~0.3 against ~0.9 between similar images), and a
+# graph built over images leads a walk from such a query astray far more often: at 1M vectors
+# with that gap, text queries got recall@10 0.92 at efSearch 256 while image queries got 0.995;
+# 1024 gave text 0.988 for ~5 ms a query (benchmarks/ann_recall.py, docs/benchmarks.md).
+FAR_WIDENING = 4
+
 # A filter (``allowed``) of at most this many vectors is searched exactly: a scan that scores
 # only the allowed vectors is exact, about as fast as an exact search of that many (tens of ms
 # at most), and avoids HNSW's weak spot: a graph walk meets too few allowed vectors when they
@@ -72,6 +79,7 @@ class HNSWIndex(VectorIndex):
         self._alive = np.empty(0, bool)  # False: a tombstone (removed, or replaced by a re-add)
         self._alive_count = 0
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # live ids sorted, positions
+        self._live_bitmap: np.ndarray | None = None  # _alive packed for FAISS, while it holds
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> HNSWIndex:
@@ -126,45 +134,53 @@ class HNSWIndex(VectorIndex):
         self._ids = np.concatenate([self._ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), bool)])
         self._alive_count += len(ids)
-        self._lookup = None
+        self._lookup = self._live_bitmap = None
 
     def _remove(self, ids: np.ndarray) -> int:
         positions = self._positions_of(ids)
         if len(positions):
             self._alive[positions] = False
             self._alive_count -= len(positions)
-            self._lookup = None
+            self._lookup = self._live_bitmap = None
             if self.tombstones > REBUILD_DEAD_SHARE * len(self._ids):
                 self._rebuild()
         return len(positions)
 
     def _search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = import_faiss()
-        if allowed is None:
-            candidates = self._alive if self.tombstones else None
-        else:
-            candidates = np.zeros(len(self._ids), bool)
-            candidates[self._positions_of(allowed)] = True
-        if candidates is None:
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+        ef = max(self.ef_search * (FAR_WIDENING if far else 1), k)
+        if allowed is None and not self.tombstones:
+            params = faiss.SearchParametersHNSW(efSearch=ef)
             scores, positions = self._graph.search(queries, k, params=params)
             return scores, _to_ids(self._ids, positions)
 
-        count = int(candidates.sum())
-        bitmap = np.packbits(candidates, bitorder="little")  # must outlive the search
-        selector = faiss.IDSelectorBitmap(len(candidates), faiss.swig_ptr(bitmap))
+        if allowed is None:
+            count, bitmap = self._alive_count, self._live_mask()
+        else:
+            candidates = np.zeros(len(self._ids), bool)
+            candidates[self._positions_of(allowed)] = True
+            count, bitmap = int(candidates.sum()), np.packbits(candidates, bitorder="little")
+        # the bitmap must outlive the search: the selector only points at it
+        selector = faiss.IDSelectorBitmap(len(self._ids), faiss.swig_ptr(bitmap))
         if allowed is not None and count <= self.exact_filter_max:
             params = faiss.SearchParameters(sel=selector)
             scores, positions = self._graph.storage.search(queries, k, params=params)
         else:
             # The walk visits vectors whatever the filter, so to meet as many candidates as an
             # unfiltered search it must look at 1/share as many.
-            ef = math.ceil(max(self.ef_search, k) * len(candidates) / max(count, 1))
+            ef = math.ceil(ef * len(self._ids) / max(count, 1))
             params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
             scores, positions = self._graph.search(queries, k, params=params)
         return scores, _to_ids(self._ids, positions)
+
+    def _live_mask(self) -> np.ndarray:
+        """``_alive`` as FAISS's bitmap, packed once per change rather than per query (1M
+        vectors: ~1 ms)."""
+        if self._live_bitmap is None:
+            self._live_bitmap = np.packbits(self._alive, bitorder="little")
+        return self._live_bitmap
 
     def _write(self, file: BinaryIO) -> None:
         faiss = import_faiss()
@@ -194,7 +210,7 @@ class HNSWIndex(VectorIndex):
             graph.add(self._graph.reconstruct_batch(live[start : start + _REBUILD_CHUNK]))
         self._graph, self._ids = graph, self._ids[live]
         self._alive = np.ones(len(live), bool)
-        self._lookup = None
+        self._lookup = self._live_bitmap = None
 
 
 def _new_graph(dim: int) -> Any:
