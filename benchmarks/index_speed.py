@@ -10,9 +10,10 @@ Two data sets (issue 5, target 1):
 Each run indexes the photos into a fresh temporary index as a separate process, exactly as a
 user would run it, with the default settings. A new index pays one-off costs: the torch load,
 auto's trial of every precision on the first batch, the int8 export of the image tower, and
-the text tower's export at the end (~25 s for ViT-B/32 in all). The model's ONNX exports are cached per machine after its first index (~15 s of the one-off
-costs); ``--cache cold`` (default) gives each run an empty cache, as on a machine's first index,
-``--cache warm`` one filled beforehand, as for any later new index.
+the text tower's export at the end (~25 s for ViT-B/32 in all). The model's ONNX exports are
+cached per machine after its first index (~15 s of the one-off costs); ``--cache cold``
+(default) gives each run an empty cache, as on a machine's first index, ``--cache warm`` one
+filled beforehand, as for any later new index.
 ``--primed`` first indexes 32 other photos (ImageNet samples) into the index, untimed, so the
 timed run shows the steady rate a large collection sees. Two rates are printed per run and as
 medians:
