@@ -137,7 +137,7 @@ def _text_files(info: TextExportInfo) -> list[str]:
 
 
 def _cached_text_export(encoder: ClipEncoder, cache: Path | None, staging: Path):
-    """The cached text export of ``encoder``'s model, linked into ``staging``; None if none."""
+    """The cached text export of ``encoder``'s model, copied into ``staging``; None if none."""
     info = current_text_export(cache, encoder.model_id, encoder.dim) if cache else None
     if info is None or not export_cache.fetch(cache, _text_files(info), staging):
         return None
