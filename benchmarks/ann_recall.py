@@ -6,7 +6,7 @@ recall@10 against exact search, median single-query latency of exact and of the 
 (also for other efSearch values and for filtered searches), build time, file size, and the
 resident memory of a fresh process that loads the saved index from disk.
 
-    python benchmarks/ann_recall.py [--n 1000000] [--queries 200] [--kind auto|hnsw]
+    python benchmarks/ann_recall.py [--n 1000000] [--queries 200] [--kind auto|ivf|hnsw]
     python benchmarks/ann_recall.py --model DIR [--n 1000000]   # a trained CLIP's embeddings
 
 Uniform random vectors would make every approximate index look bad (in 512 dimensions all
@@ -44,6 +44,7 @@ import numpy as np
 
 from searchclip.vector_index import (
     HNSWIndex,
+    IVFIndex,
     VectorIndex,
     build_flat_index,
     build_index,
@@ -206,7 +207,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="database vectors")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
-        "--kind", choices=["auto", "hnsw"], default="auto", help="hnsw: force it at small n"
+        "--kind",
+        choices=["auto", "ivf", "hnsw"],
+        default="auto",
+        help="auto: what the engine builds for n (IVF beyond 100k); ivf, hnsw: that type",
     )
     parser.add_argument("--model", help="a trained CLIP directory: its real scene embeddings")
     parser.add_argument("--exact-timed", type=int, default=50, help="queries timed exactly")
@@ -247,8 +251,8 @@ def main() -> None:
     print(f"exact (FlatIndex): {exact_ms} ({args.exact_timed} queries)")
 
     start = time.perf_counter()
-    if args.kind == "hnsw":
-        index: VectorIndex = HNSWIndex(dim)
+    if args.kind != "auto":
+        index: VectorIndex = {"hnsw": HNSWIndex, "ivf": IVFIndex}[args.kind](dim)
         index.add(ids, database)
     else:
         index = build_index(dim, ids, database)
@@ -267,6 +271,15 @@ def main() -> None:
             mark = " (default)" if ef == default_ef else ""
             print(f"  efSearch {ef:4d}: recall@{K} {recall(found, truth)}, {ms(*times)}{mark}")
         index.ef_search = default_ef
+    if isinstance(index, IVFIndex):
+        print(f"  {index.nlist} lists")
+        default_share = index.scan_share
+        for lists in (16, 32, 64, 128, 256, 512):  # scanned per query, of nlist
+            index.scan_share = lists / index.nlist
+            found, *times = timed_single_queries(index, queries)
+            mark = " (an image query's default)" if lists == round(index.nlist / 32) else ""
+            print(f"  {lists:4d} lists: recall@{K} {recall(found, truth)}, {ms(*times)}{mark}")
+        index.scan_share = default_share
 
     half = len(queries) // 2
     probe = np.concatenate([queries[:25], queries[half : half + 25]])  # text, image

@@ -3,7 +3,7 @@
 ``vectors-<gen>.faiss`` holds the search structure for the catalog's vectors generation
 ``<gen>`` (bumped in the same transaction as every change to the vectors), so a file is either
 exactly current or ignored. An index run that changed vectors updates the previous generation's
-file with just those changes (adding a few photos to a million-image HNSW index takes seconds,
+file with just those changes (adding a few photos to a million-image index takes seconds,
 where rebuilding it from the catalog takes minutes) and writes it under the new generation;
 anything unexpected (no previous file, a size that calls for the other index type, a count that
 does not match the catalog) falls back to a rebuild from the catalog.
@@ -62,7 +62,7 @@ class VectorStore:
     def current(self, model: ModelRecord) -> VectorIndex:
         """The index for the catalog's current vectors: cached, loaded, or rebuilt.
 
-        The index type follows the collection's size (exact, or HNSW for large ones); a file
+        The index type follows the collection's size (exact, or IVF for large ones); a file
         of the other type (e.g. written before the threshold changed) is rebuilt like a stale one.
         """
         from searchclip.vector_index import VectorIndexFileError, build_index, load_index
@@ -119,6 +119,8 @@ class VectorStore:
             raise VectorIndexFileError(f"{path} is out of step with the catalog")
         if not isinstance(index, index_type_for(count)):
             raise VectorIndexFileError(f"{path} is not the index type {count} vectors need")
+        if index.outgrown:
+            raise VectorIndexFileError(f"{path} has outgrown the collection it was built for")
         return index
 
     def _save(self, index: VectorIndex, path: Path) -> None:

@@ -342,7 +342,7 @@ def _vector_index_type(index_dir: Path) -> type:
 
 
 def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
-    from searchclip.vector_index import HNSWIndex
+    from searchclip.vector_index import IVFIndex
 
     monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 8)
     photos = tmp_path / "photos"
@@ -352,8 +352,8 @@ def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
         assert _vector_index_type(engine.index_dir) is FlatIndex
 
         photo_folder(tmp_path / "more", 4, start_seed=20)
-        engine.index(tmp_path / "more")  # 10 images: past the threshold, rebuilt as HNSW
-        assert _vector_index_type(engine.index_dir) is HNSWIndex
+        engine.index(tmp_path / "more")  # 10 images: past the threshold, rebuilt as IVF
+        assert _vector_index_type(engine.index_dir) is IVFIndex
         probe = tmp_path / "more" / "img002.png"
         hits = engine.search_image(probe, k=10)
         assert hits[0].path == str(probe) and len(hits) == 10
@@ -370,7 +370,7 @@ def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
 
 
 def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, monkeypatch):
-    from searchclip.vector_index import HNSWIndex
+    from searchclip.vector_index import HNSWIndex, IVFIndex
 
     index_dir = tmp_path / "index"
     with SearchEngine(index_dir, model=model) as engine:
@@ -385,4 +385,14 @@ def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, mon
         assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
     (rewritten,) = index_dir.glob("vectors-*.faiss")
     assert rewritten == vector_file  # the same generation's name, rewritten in place
+    assert _vector_index_type(index_dir) is IVFIndex
+
+    # An HNSW file, as searchclip wrote for large collections before IVF: rebuilt as IVF.
+    with SearchEngine(index_dir) as engine:
+        graph = HNSWIndex(engine._model.dim)
+        graph.add(*engine._catalog.all_vectors(engine._model))
+    graph.save(vector_file)
     assert _vector_index_type(index_dir) is HNSWIndex
+    with SearchEngine(index_dir) as engine:
+        assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
+    assert _vector_index_type(index_dir) is IVFIndex

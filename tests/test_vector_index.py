@@ -1,5 +1,5 @@
 """The vector indexes: agreement with exact search, add/remove invariants, atomic files, and
-the choice between exact and HNSW by collection size."""
+the choice between exact and IVF by collection size."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from searchclip.vector_index import (
     BLAS_MIN_QUERIES,
     FlatIndex,
     HNSWIndex,
+    IVFIndex,
     NumpyIndex,
     VectorIndex,
     VectorIndexFileError,
@@ -26,13 +27,13 @@ from searchclip.vector_index import (
 
 DIM = 16
 EXACT_KINDS = [FlatIndex, NumpyIndex]
-KINDS = [*EXACT_KINDS, HNSWIndex]
+KINDS = [*EXACT_KINDS, HNSWIndex, IVFIndex]
 
 
 def score_tolerance(kind: type[VectorIndex]) -> float:
-    """HNSW stores vectors as fp16: scores are off by up to ~1e-3 (rankings are unaffected
-    unless two scores are that close)."""
-    return 2e-3 if kind is HNSWIndex else 1e-5
+    """HNSW and IVF store vectors as fp16: scores are off by up to ~1e-3 (rankings are
+    unaffected unless two scores are that close)."""
+    return 2e-3 if kind in (HNSWIndex, IVFIndex) else 1e-5
 
 
 def unit_vectors(n: int, seed: int, dim: int = DIM) -> np.ndarray:
@@ -493,26 +494,134 @@ def test_hnsw_load_rejects_a_damaged_header(tmp_path: Path) -> None:
         HNSWIndex.load(path, DIM)
 
 
+# --- IVF ---------------------------------------------------------------------------------------
+
+
+def clustered(n: int, seed: int, dim: int = HNSW_DIM, clusters: int = 40) -> np.ndarray:
+    """Unit vectors around ``clusters`` centres, as real embeddings are (uniform random vectors
+    have no structure for an approximate index to use)."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).standard_normal((clusters, dim)).astype(np.float32)
+    vectors = centres[rng.integers(clusters, size=n)] + 0.35 * rng.standard_normal((n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def ivf_and_reference(n: int = 3000) -> tuple[IVFIndex, NumpyIndex, np.ndarray]:
+    ids = np.arange(n, dtype=np.int64) * 5 + 3
+    vectors = clustered(n, seed=30)
+    ivf, reference = IVFIndex(HNSW_DIM), NumpyIndex(HNSW_DIM)
+    ivf.add(ids, vectors)
+    reference.add(ids, vectors)
+    return ivf, reference, ids
+
+
+def test_ivf_matches_exact_search() -> None:
+    ivf, reference, _ = ivf_and_reference()
+    assert ivf.nlist == round(4 * np.sqrt(3000))  # ~4 lists per square root of the count
+    queries = clustered(100, seed=31)
+    scores, found = ivf.search(queries, 10)
+    ref_scores, ref_found = reference.search(queries, 10)
+    assert scores.shape == found.shape == (100, 10) and (found >= 0).all()
+    assert recall(found, ref_found) >= 0.95
+    assert recall(ivf.search(queries, 10, far=True)[1], ref_found) >= 0.99
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    np.testing.assert_allclose(scores[:, 0], ref_scores[:, 0], atol=2e-3)
+
+
+def test_ivf_far_queries_scan_more_lists() -> None:
+    from searchclip.vector_index.ivf import FAR_WIDENING
+
+    ivf, reference, _ = ivf_and_reference()
+    queries = unit_vectors(60, seed=32, dim=HNSW_DIM)  # away from every cluster
+    ivf.scan_share = 1 / 64
+    far = ivf.search(queries, 10, far=True)[1]
+    narrow = ivf.search(queries, 10)[1]
+    ivf.scan_share = FAR_WIDENING / 64
+    assert np.array_equal(far, ivf.search(queries, 10)[1])  # the same scan as a wider share
+    truth = reference.search(queries, 10)[1]
+    assert recall(far, truth) > recall(narrow, truth)
+
+
+def test_ivf_filters_are_exact_when_small_and_widened_when_large() -> None:
+    ivf, reference, ids = ivf_and_reference()
+    queries = clustered(40, seed=33)
+    for allowed in (ids[::100], ids[::2]):  # 30 and 1,500 of 3,000
+        _, found = ivf.search(queries, 10, allowed=allowed)
+        assert np.isin(found[found >= 0], allowed).all()
+        assert recall(found, reference.search(queries, 10, allowed=allowed)[1]) >= 0.97
+    _, found = ivf.search(queries[:1], 5, allowed=np.array([10**9]))
+    assert found.tolist() == [[-1]]
+
+
+def test_ivf_removal_is_exact_and_survives_save_and_load(tmp_path: Path) -> None:
+    ivf, reference, ids = ivf_and_reference()
+    gone = ids[::3]
+    assert ivf.remove(gone) == len(gone) == reference.remove(gone)
+    assert ivf.ntotal == 2000 and not np.isin(ivf.ids(), gone).any()
+    queries = clustered(30, seed=34)
+    assert not np.isin(ivf.search(queries, 50, far=True)[1], gone).any()
+    replaced = clustered(1, seed=35)
+    ivf.add(ids[1:2], replaced)  # one live copy, with the new vector
+    assert ivf.ntotal == 2000 and np.sum(ivf.ids() == ids[1]) == 1
+    scores, found = ivf.search(replaced, 1)
+    assert found[0, 0] == ids[1] and scores[0, 0] == pytest.approx(1.0, abs=2e-3)
+
+    ivf.save(tmp_path / "vectors.idx")
+    loaded = IVFIndex.load(tmp_path / "vectors.idx", HNSW_DIM)
+    assert loaded.ntotal == 2000 and loaded.nlist == ivf.nlist
+    assert np.array_equal(np.sort(loaded.ids()), np.sort(ivf.ids()))
+    assert np.array_equal(loaded.search(queries, 10)[1], ivf.search(queries, 10)[1])
+
+
+def test_ivf_reports_when_it_has_outgrown_its_centroids() -> None:
+    from searchclip.vector_index.ivf import RETRAIN_GROWTH
+
+    ivf = IVFIndex(HNSW_DIM)
+    ivf.add(np.arange(100), clustered(100, seed=36))
+    more = 100 * (RETRAIN_GROWTH - 1)
+    ivf.add(np.arange(100, 100 + more), clustered(more, seed=37))
+    assert not ivf.outgrown
+    ivf.add(np.array([10**6]), clustered(1, seed=38))
+    assert ivf.outgrown
+
+
+def test_ivf_returns_k_results_even_when_the_scanned_lists_hold_fewer() -> None:
+    ivf = IVFIndex(DIM)
+    ivf.add(np.arange(400), unit_vectors(400, seed=39))  # 80 lists of ~5: 8 scanned ~ 40
+    _, found = ivf.search(unit_vectors(3, seed=40), 200)
+    assert (found >= 0).all() and len(np.unique(found[0])) == 200
+
+
+def test_ivf_load_rejects_a_damaged_header(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.idx"
+    filled(IVFIndex, n=50).save(path)
+    data = bytearray(path.read_bytes())
+    data[15] = 99  # the format version (after the 15-byte magic)
+    path.write_bytes(bytes(data))
+    with pytest.raises(VectorIndexFileError, match="version"):
+        IVFIndex.load(path, DIM)
+
+
 # --- the choice by collection size ------------------------------------------------------------
 
 
 def test_index_type_follows_the_count(monkeypatch) -> None:
     limit = searchclip.vector_index.choice.EXACT_MAX_VECTORS
     assert index_type_for(limit) is FlatIndex
-    assert index_type_for(limit + 1) is HNSWIndex
-    assert index_type_for(10, exact_max=9) is HNSWIndex
+    assert index_type_for(limit + 1) is IVFIndex
+    assert index_type_for(10, exact_max=9) is IVFIndex
     monkeypatch.setattr(searchclip.vector_index.choice, "EXACT_MAX_VECTORS", 50)
-    assert index_type_for(50) is FlatIndex and index_type_for(51) is HNSWIndex
+    assert index_type_for(50) is FlatIndex and index_type_for(51) is IVFIndex
 
     ids, vectors = np.arange(60, dtype=np.int64), unit_vectors(60, seed=27)
     assert isinstance(build_index(DIM, ids[:50], vectors[:50]), FlatIndex)
     big = build_index(DIM, ids, vectors)
-    assert isinstance(big, HNSWIndex) and big.ntotal == 60
+    assert isinstance(big, IVFIndex) and big.ntotal == 60
     assert big.search(vectors[5:6], 1)[1][0, 0] == 5
 
 
 def test_load_index_tells_the_type_from_the_file(tmp_path: Path) -> None:
-    for kind in (FlatIndex, HNSWIndex):
+    for kind in (FlatIndex, HNSWIndex, IVFIndex):
         path = tmp_path / f"vectors-{kind.__name__}.faiss"
         filled(kind, n=30).save(path)
         loaded = load_index(path, DIM)

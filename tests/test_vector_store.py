@@ -14,7 +14,7 @@ from pictures import photo_folder
 import searchclip.vector_index as vector_index_package
 from searchclip import SearchEngine
 from searchclip import vector_store as vector_store_module
-from searchclip.vector_index import FlatIndex, HNSWIndex, NumpyIndex, load_index
+from searchclip.vector_index import FlatIndex, IVFIndex, NumpyIndex, load_index
 
 
 @pytest.fixture
@@ -48,13 +48,13 @@ def vector_file(index_dir: Path) -> Path:
     return only
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_an_index_run_updates_the_vector_file_without_a_rebuild(
     tmp_path, model, photos, rebuilds, monkeypatch, kind
 ):
-    if kind == "hnsw":
+    if kind == "ivf":
         monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 2)
-    expected_type = HNSWIndex if kind == "hnsw" else FlatIndex
+    expected_type = IVFIndex if kind == "ivf" else FlatIndex
     with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
         engine.index(photos)
         assert rebuilds == [6]  # the first file: built from the catalog
@@ -94,7 +94,7 @@ def test_changed_content_at_a_known_path_replaces_its_vector(tmp_path, model, ph
         assert best.path == str(target) and best.score == pytest.approx(1.0, abs=1e-5)
 
 
-def test_crossing_the_exact_threshold_rebuilds_as_hnsw(
+def test_crossing_the_exact_threshold_rebuilds_as_ivf(
     tmp_path, model, photos, rebuilds, monkeypatch
 ):
     monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 7)
@@ -103,7 +103,25 @@ def test_crossing_the_exact_threshold_rebuilds_as_hnsw(
         photo_folder(photos / "more", 2, start_seed=60)
         engine.index(photos)
         assert rebuilds == [6, 8]
-        assert type(load_index(vector_file(engine.index_dir), engine._model.dim)) is HNSWIndex
+        assert type(load_index(vector_file(engine.index_dir), engine._model.dim)) is IVFIndex
+
+
+def test_an_ivf_index_that_outgrew_its_centroids_is_rebuilt(
+    tmp_path, model, photos, rebuilds, monkeypatch
+):
+    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 2)
+    with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
+        engine.index(photos)  # 6 vectors: the centroids are trained on them
+        photo_folder(photos / "more", 12, start_seed=70)
+        engine.index(photos)  # 12 more: updated in place (18 <= 4 x 6)
+        assert rebuilds == [6]
+        photo_folder(photos / "yet more", 7, start_seed=90)
+        engine.index(photos)  # 25 > 4 x 6: trained again on all of them
+        assert rebuilds == [6, 25]
+        rebuilt = load_index(vector_file(engine.index_dir), engine._model.dim)
+        assert rebuilt.nlist == 20 and not rebuilt.outgrown  # 4 sqrt(25) lists
+        ids = {record.id for record in engine._catalog.files_under(str(photos)).values()}
+        assert set(rebuilt.ids().tolist()) == ids
 
 
 def test_without_the_previous_file_the_run_rebuilds(tmp_path, model, photos, rebuilds):

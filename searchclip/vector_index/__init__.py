@@ -1,10 +1,11 @@
 """Inner-product search over id-tagged vectors, saved atomically.
 
-Collections up to ``EXACT_MAX_VECTORS`` get an exact FAISS flat index, larger ones an HNSW
-graph (:func:`build_index` chooses, :func:`load_index` reads either). The catalog is the source
-of truth and an index file is a cache of its vectors: a missing, corrupt or mismatched file is
-therefore not a user error, :class:`VectorIndexFileError` tells the engine to rebuild it from
-the catalog. faiss is imported inside functions only, so that ``import searchclip`` stays light.
+Collections up to ``EXACT_MAX_VECTORS`` get an exact FAISS flat index, larger ones an
+inverted-file index (IVF; an HNSW graph is also available). :func:`build_index` chooses,
+:func:`load_index` reads any of them. The catalog is the source of truth and an index file is
+a cache of its vectors: a missing, corrupt or mismatched file is therefore not a user error,
+:class:`VectorIndexFileError` tells the engine to rebuild it from the catalog. faiss is imported
+inside functions only, so that ``import searchclip`` stays light.
 """
 
 from searchclip.vector_index.base import BLAS_MIN_QUERIES, VectorIndex, VectorIndexFileError
@@ -17,12 +18,14 @@ from searchclip.vector_index.choice import (
 )
 from searchclip.vector_index.exact import FlatIndex, NumpyIndex, top_k_inner_product
 from searchclip.vector_index.hnsw import HNSWIndex
+from searchclip.vector_index.ivf import IVFIndex
 
 __all__ = [
     "BLAS_MIN_QUERIES",
     "EXACT_MAX_VECTORS",
     "FlatIndex",
     "HNSWIndex",
+    "IVFIndex",
     "NumpyIndex",
     "VectorIndex",
     "VectorIndexFileError",

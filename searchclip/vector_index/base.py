@@ -73,6 +73,12 @@ class VectorIndex(ABC):
     def ntotal(self) -> int:
         """How many vectors the index holds."""
 
+    @property
+    def outgrown(self) -> bool:
+        """True once the index should be rebuilt from scratch (IVF: its centroids were trained
+        on a much smaller collection)."""
+        return False
+
     @abstractmethod
     def ids(self) -> np.ndarray:
         """All ids held (int64), in no particular order."""

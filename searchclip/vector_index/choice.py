@@ -1,4 +1,7 @@
-"""Which index a collection gets: exact up to ``EXACT_MAX_VECTORS`` vectors, HNSW beyond."""
+"""Which index a collection gets: exact up to ``EXACT_MAX_VECTORS`` vectors, IVF beyond.
+
+``HNSWIndex`` stays available to the library, and files written as HNSW still load (the engine
+rebuilds them as IVF: the type no longer matches the collection's size)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ import numpy as np
 from searchclip.vector_index.base import VectorIndex
 from searchclip.vector_index.exact import FlatIndex
 from searchclip.vector_index.hnsw import HNSWIndex, is_hnsw_file
+from searchclip.vector_index.ivf import IVFIndex, is_ivf_file
 
 # Exact search up to here; measured on the 2-core project machine while another job used it
 # (docs/benchmarks.md). Exact search costs ~9-40 ms a query at 100k 512-d vectors (200 MB),
-# fine interactively, builds at once and is exact. HNSW would answer in ~1 ms but take ~30 s
-# to build at 100k, and the engine rebuilds the index whenever the vectors change; it pays
-# from a few 100k on: at 1M exact takes 200-370 ms a query and 2 GB, HNSW ~1.7 ms and 1.3 GB,
-# at the price of a build of ~8 minutes.
+# fine interactively, builds at once and is exact. An approximate index pays from a few 100k
+# on: at 1M exact takes 85-370 ms a query and 2 GB, IVF 2-6 ms and 1 GB, at the price of a
+# build of ~100 s (the engine updates it in place for small changes).
 EXACT_MAX_VECTORS = 100_000
 
 
@@ -23,7 +26,7 @@ def index_type_for(count: int, exact_max: int | None = None) -> type[VectorIndex
     """The index type for a collection of ``count`` vectors (``exact_max`` overrides the
     module's ``EXACT_MAX_VECTORS``, read at call time so that tests can lower it)."""
     limit = EXACT_MAX_VECTORS if exact_max is None else exact_max
-    return FlatIndex if count <= limit else HNSWIndex
+    return FlatIndex if count <= limit else IVFIndex
 
 
 def build_index(
@@ -44,8 +47,10 @@ def build_flat_index(dim: int, ids: np.ndarray, vectors: np.ndarray) -> FlatInde
 
 
 def load_index(path: str | os.PathLike[str], dim: int) -> VectorIndex:
-    """Whichever index ``path`` holds: HNSW files start with their own header, anything else
-    must be a flat index (FAISS's serialization, as every file before HNSW existed)."""
+    """Whichever index ``path`` holds: IVF and HNSW files start with their own headers, anything
+    else must be a flat index (FAISS's serialization, as every file before them)."""
+    if is_ivf_file(path):
+        return IVFIndex.load(path, dim)
     if is_hnsw_file(path):
         return HNSWIndex.load(path, dim)
     return FlatIndex.load(path, dim)
