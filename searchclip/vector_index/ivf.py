@@ -143,9 +143,9 @@ class IVFIndex(VectorIndex):
             return scores, ids
         # A filter keeping a share of the vectors: scan 1/share as many lists, to meet as many
         # allowed vectors as an unfiltered search meets vectors (every list, for small filters:
-        # then the search is exact). The selector must outlive the search.
-        selector = faiss.IDSelectorBatch(allowed)
+        # then the search is exact).
         nprobe = math.ceil(nprobe * self.ntotal / max(len(allowed), 1))
+        selector, _bitmap = _selector(allowed, self.ntotal)  # the bitmap must outlive the search
         params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist), sel=selector)
         return self._index.search(queries, k, params=params)
 
@@ -175,6 +175,24 @@ def _trained_index(dim: int, vectors: np.ndarray) -> Any:
         sample = sample[np.sort(rows)]
     index.train(sample)
     return index
+
+
+def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
+    """A FAISS selector for ``allowed`` (sorted, unique ids) and the bitmap it points into.
+
+    A bitmap indexed by id: one bit test per scanned vector. FAISS's IDSelectorBatch (a hash
+    set) made filtered searches at 1M vectors 5-10x slower than unfiltered ones. Catalog ids
+    grow from 1, so the bitmap is ~count/8 bytes; absurdly large ids fall back to the set."""
+    faiss = import_faiss()
+    size = int(allowed[-1]) + 1 if len(allowed) else 0
+    if size > 64 * max(count, len(allowed)) + (1 << 20):
+        return faiss.IDSelectorBatch(allowed), None
+    bitmap = np.zeros((size + 7) // 8, np.uint8)
+    octets = allowed >> 3
+    starts = np.flatnonzero(np.r_[True, octets[1:] != octets[:-1]])
+    bits = np.left_shift(1, allowed & 7).astype(np.uint8)
+    bitmap[octets[starts]] = np.bitwise_or.reduceat(bits, starts)
+    return faiss.IDSelectorBitmap(size, faiss.swig_ptr(bitmap)), bitmap
 
 
 def _all_ids(index: Any) -> np.ndarray:
