@@ -167,7 +167,7 @@ class HNSWIndex(VectorIndex):
             candidates[self._positions_of(allowed)] = True
             count, bitmap = int(candidates.sum()), np.packbits(candidates, bitorder="little")
         # the bitmap must outlive the search: the selector only points at it
-        selector = faiss.IDSelectorBitmap(len(self._ids), faiss.swig_ptr(bitmap))
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # n: bytes
         if allowed is not None and count <= self.exact_filter_max:
             params = faiss.SearchParameters(sel=selector)
             scores, positions = self._graph.storage.search(queries, k, params=params)

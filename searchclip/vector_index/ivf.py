@@ -192,7 +192,7 @@ def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
     starts = np.flatnonzero(np.r_[True, octets[1:] != octets[:-1]])
     bits = np.left_shift(1, allowed & 7).astype(np.uint8)
     bitmap[octets[starts]] = np.bitwise_or.reduceat(bits, starts)
-    return faiss.IDSelectorBitmap(size, faiss.swig_ptr(bitmap)), bitmap
+    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: bytes
 
 
 def _all_ids(index: Any) -> np.ndarray:
