@@ -87,7 +87,7 @@ class SearchEngine:
         self.index_dir = self.index_dir.expanduser().absolute()
         catalog_path = self.index_dir / CATALOG_FILE
         # What this engine creates, so that closing it before anything was indexed (the model
-        # would not load, the folder was empty) leaves no blank index behind.
+        # would not load, say) leaves no blank index behind.
         self._created: list[Path] = []
         if not catalog_path.is_file():
             if not create:

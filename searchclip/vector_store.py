@@ -120,7 +120,7 @@ class VectorStore:
         if not isinstance(index, index_type_for(count)):
             raise VectorIndexFileError(f"{path} is not the index type {count} vectors need")
         if index.outgrown:
-            raise VectorIndexFileError(f"{path} has outgrown the collection it was built for")
+            raise VectorIndexFileError(f"the collection has outgrown the lists of {path}")
         return index
 
     def _save(self, index: VectorIndex, path: Path) -> None:

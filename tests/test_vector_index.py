@@ -590,6 +590,9 @@ def test_ivf_returns_k_results_even_when_the_scanned_lists_hold_fewer() -> None:
     ivf.add(np.arange(400), unit_vectors(400, seed=39))  # 80 lists of ~5: 8 scanned ~ 40
     _, found = ivf.search(unit_vectors(3, seed=40), 200)
     assert (found >= 0).all() and len(np.unique(found[0])) == 200
+    allowed = np.arange(0, 400, 2)  # a filter: its 200 are all found, not only the scanned ones
+    _, found = ivf.search(unit_vectors(3, seed=40), 200, allowed=allowed)
+    assert all(sorted(row) == allowed.tolist() for row in found.tolist())
 
 
 def test_ivf_load_rejects_a_damaged_header(tmp_path: Path) -> None:

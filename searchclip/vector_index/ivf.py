@@ -134,20 +134,20 @@ class IVFIndex(VectorIndex):
         faiss = import_faiss()
         nlist = self.nlist
         nprobe = max(MIN_PROBE, math.ceil(nlist * self.scan_share * (FAR_WIDENING if far else 1)))
-        if allowed is None:
-            params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
+        selector = _bitmap = None
+        if allowed is not None:
+            # A filter keeping a share of the vectors: scan 1/share as many lists, to meet as
+            # many allowed vectors as an unfiltered search meets vectors (every list, for small
+            # filters: then the search is exact). The bitmap must outlive the search.
+            nprobe = math.ceil(nprobe * self.ntotal / max(len(allowed), 1))
+            selector, _bitmap = _selector(allowed, self.ntotal)
+        nprobe = min(nprobe, nlist)
+        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+        scores, ids = self._index.search(queries, k, params=params)
+        if (ids < 0).any() and nprobe < nlist:  # the scanned lists held fewer than k: all of them
+            params = faiss.SearchParametersIVF(nprobe=nlist, sel=selector)
             scores, ids = self._index.search(queries, k, params=params)
-            if (ids < 0).any():  # the scanned lists held fewer than k: scan them all
-                params = faiss.SearchParametersIVF(nprobe=nlist)
-                scores, ids = self._index.search(queries, k, params=params)
-            return scores, ids
-        # A filter keeping a share of the vectors: scan 1/share as many lists, to meet as many
-        # allowed vectors as an unfiltered search meets vectors (every list, for small filters:
-        # then the search is exact).
-        nprobe = math.ceil(nprobe * self.ntotal / max(len(allowed), 1))
-        selector, _bitmap = _selector(allowed, self.ntotal)  # the bitmap must outlive the search
-        params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist), sel=selector)
-        return self._index.search(queries, k, params=params)
+        return scores, ids
 
     def _write(self, file: BinaryIO) -> None:
         faiss = import_faiss()
