@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -154,6 +156,42 @@ class VectorIndex(ABC):
         if not np.isfinite(arr).all():  # a NaN would make the ranking meaningless
             raise ValueError(f"{what} contain NaN or infinite values")
         return arr
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """How searchclip's own index files begin: a magic line, then the format version, the
+    vector dimension and one count whose meaning is the index type's."""
+
+    magic: bytes
+    version: int
+    kind: str  # for messages, e.g. "IVF"
+
+    _FIELDS = struct.Struct("<IIQ")
+
+    def matches(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` starts with this header's magic."""
+        try:
+            with open(path, "rb") as f:
+                return f.read(len(self.magic)) == self.magic
+        except OSError as err:
+            raise VectorIndexFileError(f"cannot read {os.fspath(path)}: {err.strerror}") from None
+
+    def write(self, file: BinaryIO, dim: int, count: int) -> None:
+        file.write(self.magic + self._FIELDS.pack(self.version, dim, count))
+
+    def read(self, file: BinaryIO, dim: int, name: str) -> int:
+        """Check the header at the start of ``file`` against this one and ``dim``; return its
+        count. Any mismatch raises VectorIndexFileError."""
+        header = file.read(len(self.magic) + self._FIELDS.size)
+        if len(header) != len(self.magic) + self._FIELDS.size or not header.startswith(self.magic):
+            raise VectorIndexFileError(f"{name} is not an {self.kind} index file")
+        version, file_dim, count = self._FIELDS.unpack_from(header, len(self.magic))
+        if version != self.version:
+            raise VectorIndexFileError(f"{name} has format version {version}")
+        if file_dim != dim:
+            raise VectorIndexFileError(f"{name} holds {file_dim}-d vectors, not {dim}")
+        return count
 
 
 def as_ids(ids: np.ndarray) -> np.ndarray:

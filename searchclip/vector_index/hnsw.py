@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from searchclip.vector_index.base import VectorIndex, VectorIndexFileError, import_faiss
+from searchclip.vector_index.base import (
+    FileHeader,
+    VectorIndex,
+    VectorIndexFileError,
+    import_faiss,
+)
 
 # Settings measured on 1,000,000 CLIP-like 512-d vectors (benchmarks/ann_recall.py, figures in
 # docs/benchmarks.md). M=32 links per node: ~256 bytes of graph per vector. fp16 storage halves
@@ -51,19 +55,14 @@ EXACT_FILTER_MAX = 100_000
 # memory and walk time, while a rebuild at 1M vectors takes minutes, so not after every removal.
 REBUILD_DEAD_SHARE = 0.2
 
-_MAGIC = b"searchclip-hnsw\n"
-_HEADER = struct.Struct("<IIQ")  # format version, dim, vectors stored (live + tombstones)
-_FORMAT_VERSION = 1
+# The header's count: vectors stored (live + tombstones).
+_HEADER = FileHeader(b"searchclip-hnsw\n", 1, "HNSW")
 _REBUILD_CHUNK = 65_536  # vectors decoded at a time while rebuilding (bounds the extra memory)
 
 
 def is_hnsw_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` starts like a file written by :meth:`HNSWIndex.save`."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_MAGIC)) == _MAGIC
-    except OSError as err:
-        raise VectorIndexFileError(f"cannot read {os.fspath(path)}: {err.strerror}") from None
+    return _HEADER.matches(path)
 
 
 class HNSWIndex(VectorIndex):
@@ -92,14 +91,7 @@ class HNSWIndex(VectorIndex):
         name = os.fspath(path)
         try:
             with open(path, "rb") as f:
-                header = f.read(len(_MAGIC) + _HEADER.size)
-                if len(header) != len(_MAGIC) + _HEADER.size or not header.startswith(_MAGIC):
-                    raise VectorIndexFileError(f"{name} is not an HNSW index file")
-                version, file_dim, stored = _HEADER.unpack_from(header, len(_MAGIC))
-                if version != _FORMAT_VERSION:
-                    raise VectorIndexFileError(f"{name} has format version {version}")
-                if file_dim != dim:
-                    raise VectorIndexFileError(f"{name} holds {file_dim}-d vectors, not {dim}")
+                stored = _HEADER.read(f, dim, name)
                 if stored * 9 > os.fstat(f.fileno()).st_size:  # 8-byte id + 1-byte flag each
                     raise VectorIndexFileError(f"{name} is truncated")
                 ids = _read_array(f, np.int64, stored, name)
@@ -188,7 +180,7 @@ class HNSWIndex(VectorIndex):
 
     def _write(self, file: BinaryIO) -> None:
         faiss = import_faiss()
-        file.write(_MAGIC + _HEADER.pack(_FORMAT_VERSION, self.dim, len(self._ids)))
+        _HEADER.write(file, self.dim, len(self._ids))
         file.write(self._ids.tobytes())
         file.write(self._alive.view(np.uint8).tobytes())
         faiss.write_index(self._graph, faiss.PyCallbackIOWriter(file.write))

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from searchclip.vector_index.base import VectorIndex, VectorIndexFileError, import_faiss
+from searchclip.vector_index.base import (
+    FileHeader,
+    VectorIndex,
+    VectorIndexFileError,
+    import_faiss,
+)
 
 LISTS_PER_SQRT = 4  # nlist = 4 sqrt(n): 4,000 lists of ~250 vectors at 1M
 TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centroid)
@@ -32,19 +36,14 @@ FAR_WIDENING = 4  # text queries scan 4x as many lists (1/8): recall@10 0.99-1.0
 MIN_PROBE = 8
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
-_MAGIC = b"searchclip-ivf\n"
-_HEADER = struct.Struct("<IIQ")  # format version, dim, vectors the centroids were trained on
-_FORMAT_VERSION = 1
+# The header's count: vectors the centroids were trained on.
+_HEADER = FileHeader(b"searchclip-ivf\n", 1, "IVF")
 _SEED = 1234  # the k-means sample and initialisation: the same vectors give the same index
 
 
 def is_ivf_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` starts like a file written by :meth:`IVFIndex.save`."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_MAGIC)) == _MAGIC
-    except OSError as err:
-        raise VectorIndexFileError(f"cannot read {os.fspath(path)}: {err.strerror}") from None
+    return _HEADER.matches(path)
 
 
 class IVFIndex(VectorIndex):
@@ -68,14 +67,7 @@ class IVFIndex(VectorIndex):
         name = os.fspath(path)
         try:
             with open(path, "rb") as f:
-                header = f.read(len(_MAGIC) + _HEADER.size)
-                if len(header) != len(_MAGIC) + _HEADER.size or not header.startswith(_MAGIC):
-                    raise VectorIndexFileError(f"{name} is not an IVF index file")
-                version, file_dim, trained_on = _HEADER.unpack_from(header, len(_MAGIC))
-                if version != _FORMAT_VERSION:
-                    raise VectorIndexFileError(f"{name} has format version {version}")
-                if file_dim != dim:
-                    raise VectorIndexFileError(f"{name} holds {file_dim}-d vectors, not {dim}")
+                trained_on = _HEADER.read(f, dim, name)
                 index = faiss.read_index(faiss.PyCallbackIOReader(f.read)) if trained_on else None
                 trailing = f.read(1)
         except OSError as err:
@@ -151,7 +143,7 @@ class IVFIndex(VectorIndex):
 
     def _write(self, file: BinaryIO) -> None:
         faiss = import_faiss()
-        file.write(_MAGIC + _HEADER.pack(_FORMAT_VERSION, self.dim, self._trained_on))
+        _HEADER.write(file, self.dim, self._trained_on)
         if self._index is not None:  # else: empty and untrained, the header says it all
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(file.write))
 
