@@ -36,7 +36,7 @@ TEST_RATES = {"fp32": 17.0, "bf16": 35.0, "int8": 52.0}
 def steady_precision_clock(monkeypatch):
     from searchclip.encoders import precision
 
-    def timed(encoder, pixels, precision_name):
+    def timed(encoder, pixels, precision_name, extra_rounds=2):
         return encoder.encode_pixels_at(pixels, precision_name), TEST_RATES[precision_name]
 
     monkeypatch.setattr(precision, "_timed", timed)

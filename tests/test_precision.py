@@ -32,7 +32,7 @@ def offer(monkeypatch, *precisions: str, rates: dict[str, float] = RATES) -> Non
     still really encoded at each precision; only the clock is fixed (as conftest does)."""
     monkeypatch.setattr(ClipEncoder, "low_image_precisions", lambda self: precisions)
 
-    def timed(encoder, pixels, precision):
+    def timed(encoder, pixels, precision, extra_rounds=2):
         return encoder.encode_pixels_at(pixels, precision), rates[precision]
 
     monkeypatch.setattr(precision_module, "_timed", timed)
@@ -141,6 +141,18 @@ def test_auto_times_each_precision_for_real(tiny_encoder, monkeypatch):
     vectors, rate = precision_module._timed(tiny_encoder, pixels, "bf16")
     assert np.array_equal(vectors, tiny_encoder.encode_pixels_at(pixels, "bf16"))
     assert 0 < rate < float("inf")
+
+    calls = []
+    monkeypatch.setattr(
+        type(tiny_encoder),
+        "encode_pixels_at",
+        lambda self, p, _: calls.append(len(p)) or np.zeros((len(p), self.dim), np.float32),
+    )
+    precision_module._timed(tiny_encoder, pixels, "fp32", extra_rounds=0)
+    assert calls == [1, 4]  # the warm-up and the batch: fp32's timing has no extra rounds
+    calls.clear()
+    precision_module._timed(tiny_encoder, pixels, "int8")
+    assert calls == [1, 4, 4, 4]  # then two rounds of up to TIMING_SAMPLE images
 
 
 def test_auto_keeps_bf16_when_the_first_batch_agrees(tmp_path, model, photos, only_bf16):

@@ -85,7 +85,8 @@ def choose_precision(encoder: Encoder, pixels: np.ndarray) -> tuple[PrecisionCho
     precision whose every vector agrees with its fp32 twin. Returns the choice (already set on
     the encoder) and the chosen precision's vectors, so the batch is not encoded again."""
     encoder.set_image_precision(FP32)
-    reference, fp32_rate = _timed(encoder, pixels, FP32)
+    # fp32's own pass over the batch is the slowest and so the steadiest timing: no extra rounds
+    reference, fp32_rate = _timed(encoder, pixels, FP32, extra_rounds=0)
     candidates = encoder.low_image_precisions()
     if not candidates:
         return PrecisionChoice(FP32, reason="the device has no faster precision"), reference
@@ -104,17 +105,19 @@ def choose_precision(encoder: Encoder, pixels: np.ndarray) -> tuple[PrecisionCho
     return PrecisionChoice(best, tuple(trials), len(pixels), fp32_rate), vectors[best]
 
 
-def _timed(encoder: Encoder, pixels: np.ndarray, precision: str) -> tuple[np.ndarray, float]:
+def _timed(
+    encoder: Encoder, pixels: np.ndarray, precision: str, extra_rounds: int = 2
+) -> tuple[np.ndarray, float]:
     """Vectors of ``pixels`` at ``precision`` and images per second: the best of the whole
-    batch and two more rounds of a few images (one timing on a shared machine can be off by
-    2x and would make the choice random), after a one-image warm-up that also builds that
-    precision's copy of the model."""
+    batch and ``extra_rounds`` more rounds of a few images (one short timing on a shared
+    machine can be off by 2x and would make the choice random), after a one-image warm-up that
+    also builds that precision's copy of the model."""
     encoder.encode_pixels_at(pixels[:1], precision)
     started = time.perf_counter()
     vectors = encoder.encode_pixels_at(pixels, precision)
     rates = [len(pixels) / max(time.perf_counter() - started, 1e-9)]
     sample = pixels[:TIMING_SAMPLE]
-    for _ in range(2):
+    for _ in range(extra_rounds):
         started = time.perf_counter()
         encoder.encode_pixels_at(sample, precision)
         rates.append(len(sample) / max(time.perf_counter() - started, 1e-9))
