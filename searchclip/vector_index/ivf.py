@@ -5,8 +5,9 @@ scans the lists whose centroids score best against it. Chosen over an HNSW graph
 queries lie away from every image vector (CLIP's modality gap) and a graph walk from such a
 query misses far more than a scan of the best lists does: on a trained tiny CLIP's 200k scene
 embeddings, text queries got recall@10 0.91 from HNSW at 4x its usual efSearch, and 0.99 from
-IVF scanning 1/7 of the lists in 0.3 ms; on 1M CLIP-like 512-d vectors IVF reached text 0.99
-and image 0.99 in 2-4 ms, built in 100 s instead of 400-500 s (docs/benchmarks.md).
+IVF scanning 1/8 of the lists in 0.3 ms; on 1M CLIP-like 512-d vectors IVF gave text queries
+0.997 (7.5 ms) and image queries 0.982 (2.0 ms), built in ~70 s instead of 400-500 s
+(docs/benchmarks.md).
 
 Removal is exact (``remove_ids``): no tombstones. The centroids are trained on the vectors of
 the first ``add``; once the collection has grown ``RETRAIN_GROWTH`` times past them it reports
@@ -31,8 +32,8 @@ from searchclip.vector_index.base import (
 
 LISTS_PER_SQRT = 4  # nlist = 4 sqrt(n): 4,000 lists of ~250 vectors at 1M
 TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centroid)
-SCAN_SHARE = 1 / 32  # of the lists, for an image query: recall@10 0.99 at 1M (128 of 4,096)
-FAR_WIDENING = 4  # text queries scan 4x as many lists (1/8): recall@10 0.99-1.0 at 1M
+SCAN_SHARE = 1 / 32  # of the lists, for an image query: recall@10 0.98 at 1M (125 of 4,000)
+FAR_WIDENING = 4  # text queries scan 4x as many lists (1/8): recall@10 0.997 at 1M
 MIN_PROBE = 8
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
