@@ -4,10 +4,10 @@ k-means splits the vectors into ``nlist`` lists (~4 per square root of the colle
 scans the lists whose centroids score best against it. Chosen over an HNSW graph because text
 queries lie away from every image vector (CLIP's modality gap) and a graph walk from such a
 query misses far more than a scan of the best lists does: on a trained tiny CLIP's 200k scene
-embeddings, text queries got recall@10 0.91 from HNSW at 4x its usual efSearch, and 0.99 from
-IVF scanning 1/8 of the lists in 0.3 ms; on 1M CLIP-like 512-d vectors IVF gave text queries
-0.997 (7.5 ms) and image queries 0.982 (2.0 ms), built in ~70 s instead of 400-500 s
-(docs/benchmarks.md).
+embeddings, text queries got recall@10 0.91 from HNSW at 4x its usual efSearch, and 0.96 from
+IVF scanning 1/8 of the lists in 0.3 ms (0.99 at 1/4); on 1M CLIP-like 512-d vectors IVF
+gave text queries 0.997 (7.5 ms) and image queries 0.982 (2.0 ms), built in ~70 s instead of
+400-500 s (docs/benchmarks.md).
 
 Removal is exact (``remove_ids``): no tombstones. The centroids are trained on the vectors of
 the first ``add``; once the collection has grown ``RETRAIN_GROWTH`` times past them it reports
