@@ -481,17 +481,20 @@ def test_hnsw_empty_filter_and_unknown_ids() -> None:
     assert hnsw.search(query, 5, allowed=np.array([10**9]))[1].tolist() == [[-1]]
 
 
-def test_hnsw_load_rejects_a_damaged_header(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [HNSWIndex, IVFIndex])
+def test_load_rejects_a_damaged_header(kind: type[VectorIndex], tmp_path: Path) -> None:
     path = tmp_path / "vectors.idx"
-    filled(HNSWIndex, n=20).save(path)
+    filled(kind, n=50).save(path)
     data = bytearray(path.read_bytes())
-    data[16] = 99  # the format version (after the 16-byte magic)
+    magic = len(b"searchclip-hnsw\n" if kind is HNSWIndex else b"searchclip-ivf\n")
+    data[magic] = 99  # the format version, right after the magic line
     path.write_bytes(bytes(data))
     with pytest.raises(VectorIndexFileError, match="version"):
-        HNSWIndex.load(path, DIM)
-    path.write_bytes(bytes(data[:16]) + b"\xff" * 16)  # an absurd vector count
-    with pytest.raises(VectorIndexFileError):
-        HNSWIndex.load(path, DIM)
+        kind.load(path, DIM)
+    if kind is HNSWIndex:
+        path.write_bytes(bytes(data[:16]) + b"\xff" * 16)  # an absurd vector count
+        with pytest.raises(VectorIndexFileError):
+            HNSWIndex.load(path, DIM)
 
 
 # --- IVF ---------------------------------------------------------------------------------------
@@ -593,16 +596,6 @@ def test_ivf_returns_k_results_even_when_the_scanned_lists_hold_fewer() -> None:
     allowed = np.arange(0, 400, 2)  # a filter: its 200 are all found, not only the scanned ones
     _, found = ivf.search(unit_vectors(3, seed=40), 200, allowed=allowed)
     assert all(sorted(row) == allowed.tolist() for row in found.tolist())
-
-
-def test_ivf_load_rejects_a_damaged_header(tmp_path: Path) -> None:
-    path = tmp_path / "vectors.idx"
-    filled(IVFIndex, n=50).save(path)
-    data = bytearray(path.read_bytes())
-    data[15] = 99  # the format version (after the 15-byte magic)
-    path.write_bytes(bytes(data))
-    with pytest.raises(VectorIndexFileError, match="version"):
-        IVFIndex.load(path, DIM)
 
 
 # --- the choice by collection size ------------------------------------------------------------

@@ -66,7 +66,6 @@ def fetch(entry: Path | None, names: Iterable[str], target: Path) -> bool:
     left in ``target``, if the entry lacks any of them."""
     if entry is None:
         return False
-    names = list(names)
     placed = []
     try:
         for name in names:

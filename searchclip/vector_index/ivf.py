@@ -162,11 +162,10 @@ def _trained_index(dim: int, vectors: np.ndarray) -> Any:
     index.cp.min_points_per_centroid = 1  # small collections (tests): no warning on stderr
     index.own_fields = True
     quantizer.this.disown()  # the index owns and frees its quantizer
-    sample = vectors
-    if len(sample) > TRAIN_PER_LIST * nlist:
-        rows = np.random.default_rng(_SEED).choice(len(sample), TRAIN_PER_LIST * nlist, False)
-        sample = sample[np.sort(rows)]
-    index.train(sample)
+    if len(vectors) > TRAIN_PER_LIST * nlist:  # k-means on a sample
+        rows = np.random.default_rng(_SEED).choice(len(vectors), TRAIN_PER_LIST * nlist, False)
+        vectors = vectors[np.sort(rows)]
+    index.train(vectors)
     return index
 
 
