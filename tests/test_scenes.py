@@ -16,6 +16,8 @@ from PIL import Image
 from searchclip.errors import InvalidArgumentError
 from searchclip.scenes import (
     COLOURS,
+    MAX_SIZE,
+    MIN_SIZE,
     PAIRS,
     SHAPES,
     Scene,
@@ -137,7 +139,7 @@ def test_objects_lie_inside_the_central_square(many: list[Scene]) -> None:
         left, top = (w - side) / 2, (h - side) / 2
         for o in s.objects:
             (x, y), r = o.centre, o.size / 2
-            assert 0.1 * side - 1e-9 <= o.size <= 0.4 * side + 1e-9
+            assert MIN_SIZE * side - 1e-9 <= o.size <= MAX_SIZE * side + 1e-9
             assert left <= x - r and x + r <= left + side
             assert top <= y - r and y + r <= top + side
         for a, b in itertools.combinations(s.objects, 2):
