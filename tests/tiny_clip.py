@@ -109,3 +109,29 @@ def build_tiny_clip(directory: Path, seed: int = 0, tokenizer_dir: Path | None =
     write_model(directory, config, seed)
     write_processor(directory)
     return directory
+
+
+def build_tiny_conv_clip(directory: Path, seed: int = 0) -> Path:
+    """A tiny random ``ConvClipModel`` directory (searchclip's convolutional CLIP family): the
+    tiny tokenizer, a two-stage ResNet image tower and the tiny CLIP's text tower."""
+    from searchclip.encoders.conv_clip import ConvClipConfig, ConvClipModel
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = write_tokenizer(directory)
+    text = tiny_config(
+        len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    ).text_config.to_dict()
+    vision = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
+    vision["layer_type"] = "basic"
+    config = ConvClipConfig(text_config=text, vision_config=vision, projection_dim=16)
+    torch.manual_seed(seed)
+    model = ConvClipModel(config)
+    with torch.no_grad():  # BatchNorm statistics other than the initial ones, as after training
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    model.save_pretrained(directory)
+    write_processor(directory)
+    return directory

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from huggingface_hub import try_to_load_from_cache
 from PIL import Image
-from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
+from transformers import AutoTokenizer, CLIPImageProcessorPil
 from transformers.utils import logging as hf_logging
 
-from searchclip.encoders import export_cache, looks_like_path, resolve_model_name
+from searchclip.encoders import export_cache, families, looks_like_path, resolve_model_name
 from searchclip.encoders.base import Encoder
 from searchclip.encoders.onnx_image import (
     ClipPreprocess,
@@ -41,7 +41,8 @@ _DNS_TIMEOUT_S = 2.0
 
 
 class ClipEncoder(Encoder):
-    """A CLIP model (``transformers.CLIPModel``) with its own tokenizer and image processor."""
+    """A CLIP-style model (a family of encoders/families.py: ``transformers.CLIPModel``, or
+    searchclip's convolutional CLIP) with its own tokenizer and image processor."""
 
     def __init__(
         self,
@@ -253,11 +254,16 @@ def _pick_device(device: str) -> str:
 
 
 def _load_parts(source: str, local_files_only: bool):
-    """Model, tokenizer and image processor, all from ``source``."""
+    """Model, tokenizer and image processor, all from ``source``; the model's class is the one
+    its config's ``model_type`` names (encoders/families.py)."""
     kwargs = {"local_files_only": local_files_only}
+    config = families.read_config(source, **kwargs)
+    model_class = families.model_class(getattr(config, "model_type", None), source)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     processor = CLIPImageProcessorPil.from_pretrained(source, **kwargs)
-    model = CLIPModel.from_pretrained(source, use_safetensors=True, dtype=torch.float32, **kwargs)
+    model = model_class.from_pretrained(
+        source, config=config, use_safetensors=True, dtype=torch.float32, **kwargs
+    )
     return model, tokenizer, processor
 
 
@@ -281,6 +287,8 @@ def _load_directory(path: Path):
         raise ModelLoadError(f"{path} is missing {' and '.join(missing)}")
     try:
         return _load_parts(str(path), local_files_only=True)
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load the model in {path}: {_line(exc)}") from exc
 
@@ -288,6 +296,8 @@ def _load_directory(path: Path):
 def _load_hub(model: str):
     try:
         return _load_parts(model, local_files_only=True)
+    except ModelLoadError:
+        raise  # loaded, but not a model searchclip can use
     except Exception as exc:
         cached_error = exc
     if _hub_unreachable():

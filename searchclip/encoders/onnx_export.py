@@ -235,7 +235,7 @@ def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, o
     # The TorchScript exporter (dynamo=False) needs only the onnx package; eager attention keeps
     # the traced graph free of shape-specialised fast paths. Traced on CPU, run on CPU.
     clip = encoder.model
-    previous = clip.config._attn_implementation
+    previous = _attention_implementations(clip.config)
     try:
         clip.to("cpu")
         clip.set_attn_implementation("eager")
@@ -259,6 +259,18 @@ def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, o
     finally:
         clip.set_attn_implementation(previous)
         clip.to(encoder.device)
+
+
+def _attention_implementations(config) -> dict:
+    """The attention implementation of a model and of each sub-model, in the form
+    ``set_attn_implementation`` takes back: restoring one string for all would ask sub-models
+    without attention (a ResNet image tower) for an implementation they refuse."""
+    found = {"": config._attn_implementation}
+    for key in config.sub_configs:
+        sub = getattr(config, key, None)
+        if sub is not None:
+            found[key] = _attention_implementations(sub)
+    return found
 
 
 def _move_weights_out(path: Path) -> None:
