@@ -9,6 +9,14 @@ preprocessing, the encoders, the catalog and FAISS, not only the model.
 - zero-shot: single-object scenes classified among the 40 pair prompts; top-1 accuracy.
 - image→image: single-object scenes as query images; share of their 5 nearest gallery
   scenes that hold the same pair.
+- tagging (:func:`measure_tagging_quality`): mAP over the 40 pairs of the ``shapes``
+  vocabulary, and macro-F1 of the tags assigned before and after ``calibrate`` on a separate
+  set, with ``searchclip.evaluation``'s code.
+
+Scenes come from a renderer: ``scenes`` (``searchclip.scenes``, what the bundled model is
+trained on) or ``other`` (``searchclip.scenes_other``, an independent drawing of the same
+vocabulary), so that a figure on ``other`` says the model knows the concepts, not one drawing
+routine.
 """
 
 from __future__ import annotations
@@ -22,8 +30,21 @@ import numpy as np
 
 from searchclip import scenes
 from searchclip.engine import SearchEngine
+from searchclip.errors import InvalidArgumentError
 
 PROMPT = "a photo of a {}"
+RENDERERS = ("scenes", "other")
+
+
+def renderer_module(name: str):
+    """The module (with ``write_scenes``) that draws scenes for ``name`` in ``RENDERERS``."""
+    if name == "scenes":
+        return scenes
+    if name == "other":
+        from searchclip import scenes_other
+
+        return scenes_other
+    raise InvalidArgumentError(f"unknown scene renderer {name!r}: use one of {RENDERERS}")
 
 
 @dataclass(frozen=True)
@@ -63,12 +84,14 @@ def measure_shapes_quality(
     gallery_size: int = 500,
     singles: int = 200,
     precision: str | None = None,
+    renderer: str = "scenes",
 ) -> ShapesQuality:
-    """Generate held-out scenes under ``workdir``, index them with ``model`` (at ``precision``:
-    default ``auto``), and score search."""
+    """Generate held-out scenes under ``workdir`` with ``renderer``, index them with ``model``
+    (at ``precision``: default ``auto``), and score search."""
     workdir = Path(workdir)
-    gallery = read_labels(scenes.write_scenes(workdir / "gallery", gallery_size, seed))
-    single = read_labels(scenes.write_scenes(workdir / "singles", singles, seed + 1, n_objects=1))
+    draw = renderer_module(renderer)
+    gallery = read_labels(draw.write_scenes(workdir / "gallery", gallery_size, seed))
+    single = read_labels(draw.write_scenes(workdir / "singles", singles, seed + 1, n_objects=1))
     with SearchEngine(workdir / "index", model=os.fspath(model), precision=precision) as engine:
         engine.index(workdir / "gallery")
         per_pair = {
@@ -111,3 +134,46 @@ def _zero_shot_top1(engine: SearchEngine, single_pairs: dict[str, str]) -> float
     predicted = (encoder.encode_images(pictures) @ prompts.T).argmax(axis=1)
     truth = [classes.index(pair) for pair in single_pairs.values()]
     return float(np.mean(predicted == np.array(truth)))
+
+
+@dataclass(frozen=True)
+class TaggingQuality:
+    mean_average_precision: float  # over the 40 pairs, on the test scenes
+    macro_f1_uncalibrated: float  # the default rule (each image's top 3 labels)
+    macro_f1_calibrated: float  # thresholds fitted on the calibration scenes
+    images: int  # test scenes
+
+    def as_dict(self) -> dict:
+        return {
+            "mAP": round(self.mean_average_precision, 4),
+            "macro_f1_uncalibrated": round(self.macro_f1_uncalibrated, 4),
+            "macro_f1_calibrated": round(self.macro_f1_calibrated, 4),
+            "images": self.images,
+        }
+
+
+def measure_tagging_quality(
+    model: str | os.PathLike,
+    workdir: str | os.PathLike,
+    *,
+    seed: int = 2000,
+    calibration_size: int = 500,
+    test_size: int = 500,
+    renderer: str = "scenes",
+) -> TaggingQuality:
+    """Tag held-out scenes with the ``shapes`` vocabulary: mAP and macro-F1 on a test set, then
+    macro-F1 again after calibrating the thresholds on another set (as ``searchclip
+    calibrate`` and ``searchclip eval tagging`` do)."""
+    from searchclip.evaluation import calibrate, evaluate_tagging
+
+    workdir = Path(workdir)
+    draw = renderer_module(renderer)
+    calibration = draw.write_scenes(workdir / "calibration", calibration_size, seed)
+    test = draw.write_scenes(workdir / "test", test_size, seed + 1)
+    with SearchEngine(workdir / "tag-index", model=os.fspath(model)) as engine:
+        engine.index(calibration.parent)
+        engine.index(test.parent)
+        before = evaluate_tagging(engine, test, "shapes", add_to_index=False)
+        calibrate(engine, calibration, "shapes")
+        after = evaluate_tagging(engine, test, "shapes", add_to_index=False)
+    return TaggingQuality(before["mAP"], before["macro_f1"], after["macro_f1"], before["images"])

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+from transformers import AutoModel, AutoTokenizer, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from searchclip import scenes
 from searchclip.encoders import load_encoder
+from searchclip.encoders.conv_clip import ConvClipModel
 from searchclip.training.__main__ import main
 from searchclip.training.loss import MAX_LOGIT_SCALE, clip_loss
-from searchclip.training.shapes_data import SceneBatches, ScenePool, _swap_colours
+from searchclip.training.shapes_data import LABELS, SceneBatches, ScenePool, _swap_colours
 from searchclip.training.tiny_model import caption_vocabulary, shapes_processor
 from searchclip.training.tokenizer import build_tokenizer, save_tokenizer
 from searchclip.training.trainer import train_clip
@@ -174,6 +175,11 @@ def test_scene_batches_reproduce_the_processor_exactly(tokenizer):
     prompts = batch.positives[:, 3 : 3 + len(scenes.PAIRS)]
     assert prompts.sum(dim=1).tolist() == [len(labels[i]) for i in order]
     assert not batch.positives[:, 3 + len(scenes.PAIRS) :].any()  # swaps match nothing
+    # Label targets: each scene's pairs, colours and shapes, in LABELS's order.
+    assert batch.labels.shape == (3, len(LABELS)) == (3, 40 + 8 + 5)
+    for row, scene_index in enumerate(order):
+        names = {LABELS[i] for i in torch.nonzero(batch.labels[row]).flatten().tolist()}
+        assert names == set(drawn[scene_index].labels)
 
 
 def test_colour_swaps_bind_colours_to_the_wrong_shapes():
@@ -199,21 +205,47 @@ def test_train_clip_on_captioned_images_clamps_the_logit_scale(tiny_model_dir):
     assert not model.training
 
 
+def test_the_label_loss_trains_a_head_that_is_not_part_of_the_model(tiny_model_dir):
+    model = CLIPModel.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    names = set(model.state_dict())
+    processor = shapes_processor(32)
+    drawn = list(scenes.scenes(8, 16))
+    raw = processor(
+        images=[s.image for s in drawn], return_tensors="np", do_rescale=False, do_normalize=False
+    )
+    labels = tuple(tuple(o.name for o in s.objects) for s in drawn)
+    pool = ScenePool(raw["pixel_values"], labels, tuple(s.caption for s in drawn))
+
+    def batches():
+        return SceneBatches(pool, processor=processor, tokenizer=tokenizer, batch_size=8)
+
+    with_labels = train_clip(model, batches(), steps=4, seed=0, label_loss_weight=5.0)
+    without = train_clip(CLIPModel.from_pretrained(tiny_model_dir), batches(), steps=4, seed=0)
+    assert all(math.isfinite(x) for x in with_labels.losses)
+    assert with_labels.losses[0] > without.losses[0]  # the label loss is added to CLIP's
+    assert set(model.state_dict()) == names  # the head stays out of the saved model
+
+
 # --- the entry point ------------------------------------------------------------------------
 
-TINY = ["vision_width=32", "vision_layers=2", "text_width=32", "text_layers=1", "heads=2"]
+TINY = ["vision_width=8", "vision_stages=2", "text_width=32", "text_layers=1", "heads=2"]
 
 
 def test_training_entry_point_saves_a_loadable_model_whose_loss_fell(tmp_path, capsys):
     out = tmp_path / "model"
     args = ["--out", str(out), "--steps", "40", "--batch-size", "32", "--pool-size", "400"]
     args += ["--workers", "1", "--eval-scenes", "60", "--eval-single", "20", "--quiet"]
+    args += ["--eval-tagging", "60"]
     for item in [*TINY, "image_size=32", "projection_dim=16"]:
         args += ["--arch", item]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["final_loss"] < report["first_loss"]
-    assert set(report["metrics"]) >= {"precision@10", "zero_shot_top1", "image_to_image@5"}
+    for key in ("metrics", "metrics_other"):
+        assert set(report[key]) >= {"precision@10", "zero_shot_top1", "image_to_image@5"}
+    for key in ("tagging", "tagging_other"):
+        assert set(report[key]) >= {"mAP", "macro_f1_uncalibrated", "macro_f1_calibrated"}
     names = {p.name for p in out.iterdir()}
     expected = {"config.json", "model.safetensors", "vocab.json", "merges.txt"}
     assert expected | {"tokenizer.json", "preprocessor_config.json", "TRAINING.md"} <= names
@@ -224,7 +256,8 @@ def test_training_entry_point_saves_a_loadable_model_whose_loss_fell(tmp_path, c
     assert (encoder.dim, encoder.image_size) == (16, 32)
     vectors = encoder.encode_texts(["a photo of a red circle", "a zebra"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert CLIPModel.from_pretrained(out).dtype == torch.float32
+    assert isinstance(encoder.model, ConvClipModel)
+    assert AutoModel.from_pretrained(out).dtype == torch.float32
 
 
 def test_importing_searchclip_does_not_import_training():

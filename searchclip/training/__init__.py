@@ -1,10 +1,12 @@
-"""Training CLIP models contrastively, as the CLIP paper does; with transformers' ``CLIPModel``.
+"""Training CLIP-style models contrastively, as the CLIP paper does (``transformers.CLIPModel``
+or searchclip's ``ConvClipModel``).
 
 With ``searchclip.encoders``, the only package that imports torch and transformers, and only
 when used: nothing imports it eagerly, and its names load on first access.
 
 - ``loss``: the symmetric CLIP objective (``clip_loss``);
-- ``trainer``: the training loop for any ``CLIPModel`` (``train_clip``) and batch sources;
+- ``trainer``: the training loop (``train_clip``, with an optional auxiliary label loss) and
+  batch sources;
 - ``tokenizer``: a CLIP-format BPE tokenizer built from scratch for a caption vocabulary;
 - ``shapes_data`` / ``tiny_model``: the bundled shapes model, trained on generated scenes
   (its search quality is measured by ``searchclip.quality``).

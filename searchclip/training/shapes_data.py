@@ -12,8 +12,10 @@ have produced.
 
 Each batch holds, as texts:
 - one caption per image;
-- the 40 prompts "a photo of a <colour> <shape>", the exact queries of search and zero-shot
-  labelling, so every image is contrasted with every colour-shape pair;
+- the 40 colour-shape pairs in one prompt template: "a photo of a <colour> <shape>" (the
+  search prompt) in half the batches, else one of the tagging templates
+  (``searchclip.templates.DEFAULT_TEMPLATES``), so every image is contrasted with every pair
+  in the words it will be searched and tagged with;
 - for every scene of two or more objects, a caption with the colours swapped between its
   objects (same colours, same shapes, wrong binding): the hard negative that teaches "a red
   circle and a blue star" apart from "a blue circle and a red star".
@@ -33,9 +35,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from searchclip import scenes
+from searchclip.templates import DEFAULT_TEMPLATES
 from searchclip.training.trainer import Batch, tokenize
 
 PROMPT = "a photo of a {}"
+LABELS = (*scenes.PAIRS, *scenes.COLOURS, *scenes.SHAPES)  # what ``Batch.labels`` columns mean
 _CHUNK = 250
 
 
@@ -137,7 +142,11 @@ class SceneBatches:
         self.canonical_share = canonical_share
         self.augment = augment
         self._pairs = {pair: index for index, pair in enumerate(scenes.PAIRS)}
-        self._prompts = [PROMPT.format(pair) for pair in scenes.PAIRS]
+        parts = {name: index for index, name in enumerate((*scenes.COLOURS, *scenes.SHAPES))}
+        self._pair_parts = torch.zeros(len(scenes.PAIRS), len(parts))
+        for row, pair in enumerate(scenes.PAIRS):
+            for word in pair.split(" "):
+                self._pair_parts[row, parts[word]] = 1.0
         self._rng = random.Random(seed)
         self._order: list[int] = []
         self._mean = torch.tensor(processor.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -158,7 +167,7 @@ class SceneBatches:
             else:
                 texts.append(self._paraphrase(labels))
             text_labels.append(labels)
-        texts += self._prompts
+        texts += [self._prompt_template().format(pair) for pair in self._scenes.PAIRS]
         text_labels += [(pair,) for pair in self._scenes.PAIRS]
         for index in chosen:
             swapped = _swap_colours(self.pool.labels[index], self._rng)
@@ -169,7 +178,18 @@ class SceneBatches:
         text_hot = self._multi_hot(text_labels)
         outside = text_hot.float() @ (~image_hot).float().T  # text objects not in the image
         ids, mask = tokenize(self.tokenizer, texts, self.max_length)
-        return Batch(self._pixels(chosen), ids, mask, (outside == 0).T.contiguous())
+        positives = (outside == 0).T.contiguous()
+        return Batch(self._pixels(chosen), ids, mask, positives, self._label_targets(image_hot))
+
+    def _label_targets(self, pair_hot: torch.Tensor) -> torch.Tensor:
+        """Multi-hot over the 40 pairs, then the 8 colours, then the 5 shapes (``LABELS``)."""
+        hot = pair_hot.float()
+        return torch.cat([hot, (hot @ self._pair_parts > 0).float()], dim=1)
+
+    def _prompt_template(self) -> str:
+        """The search prompt for half the batches, else one of the tagging templates: both are
+        what the model is queried with."""
+        return PROMPT if self._rng.random() < 0.5 else self._rng.choice(DEFAULT_TEMPLATES)
 
     def _paraphrase(self, labels: tuple[str, ...]) -> str:
         objects = [self._scenes.SceneObject(*label.split(" ", 1)) for label in labels]

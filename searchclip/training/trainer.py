@@ -1,5 +1,6 @@
-"""Contrastive training of any ``transformers.CLIPModel``: the loop, and a batch source for
-(image, caption) pairs.
+"""Contrastive training of a CLIP-style model (``transformers.CLIPModel``, searchclip's
+``ConvClipModel``: anything with ``get_image_features``, ``get_text_features`` and
+``logit_scale``): the loop, and a batch source for (image, caption) pairs.
 
 A batch source is anything with ``next_batch() -> Batch``: ``PairBatches`` wraps a list of
 (PIL image, caption) pairs (a user's captioned photos); ``searchclip.training.shapes_data``
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from searchclip.training.loss import MAX_LOGIT_SCALE, clip_loss
@@ -36,6 +38,7 @@ class Batch:
     input_ids: torch.Tensor  # (m, length)
     attention_mask: torch.Tensor  # (m, length)
     positives: torch.Tensor | None = None  # (n, m) bool
+    labels: torch.Tensor | None = None  # (n, L) float multi-hot, for ``label_loss_weight``
 
 
 class BatchSource(Protocol):
@@ -132,8 +135,9 @@ def train_clip(
     seed: int = 0,
     progress: bool = True,
     log_every: int = 50,
+    label_loss_weight: float = 0.0,
 ) -> TrainingResult:
-    """Train ``model`` (a ``CLIPModel``) in place with the CLIP objective for ``steps`` steps.
+    """Train ``model`` (a CLIP-style model) in place with the CLIP objective for ``steps`` steps.
 
     ``data`` is a batch source, or (image, caption) pairs that need ``tokenizer`` and
     ``processor``. AdamW with betas (0.9, 0.98) as in CLIP, no weight decay on biases, norms,
@@ -141,6 +145,12 @@ def train_clip(
     ``warmup_steps`` (default 5 % of ``steps``) and then follows a cosine down to
     ``min_lr_ratio * lr``. Gradients are clipped to norm ``grad_clip``; the logit scale is
     clamped to ln(100) after every step. A tqdm bar on stderr shows the running loss.
+
+    With ``label_loss_weight`` > 0 and batches that carry ``labels``, a linear head on the
+    image embeddings learns to predict them (multi-label binary cross-entropy), its loss added
+    with that weight: an auxiliary supervised signal that makes the image tower learn what the
+    labels name (shape, say) long before the contrastive signal alone would. The head is
+    training scaffolding and is not part of the model.
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
@@ -152,24 +162,29 @@ def train_clip(
             data, processor=processor, tokenizer=tokenizer, batch_size=batch_size, seed=seed
         )
     warmup = max(1, round(0.05 * steps) if warmup_steps is None else warmup_steps)
+    device = next(model.parameters()).device
+    first = data.next_batch()
+    head = None
+    if label_loss_weight > 0 and first.labels is not None:
+        head = torch.nn.Linear(int(model.config.projection_dim), first.labels.shape[1]).to(device)
+    trained = torch.nn.ModuleList([model] if head is None else [model, head])
     optimizer = torch.optim.AdamW(
-        _parameter_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6
+        _parameter_groups(trained, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(step, steps, warmup, min_lr_ratio)
     )
-    device = next(model.parameters()).device
     losses: list[float] = []
     history: list[dict] = []
     started = time.perf_counter()
     model.train()
     bar = tqdm(total=steps, desc="training", file=sys.stderr, disable=not progress)
     for step in range(1, steps + 1):
-        batch = data.next_batch()
-        loss = _batch_loss(model, batch, device)
+        batch = first if step == 1 else data.next_batch()
+        loss = _batch_loss(model, batch, device, head, label_loss_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip)
         optimizer.step()
         schedule.step()
         with torch.no_grad():
@@ -193,7 +208,7 @@ def train_clip(
     return TrainingResult(steps, seconds, tuple(losses), model.logit_scale.item(), tuple(history))
 
 
-def _batch_loss(model, batch: Batch, device) -> torch.Tensor:
+def _batch_loss(model, batch: Batch, device, head=None, head_weight: float = 0.0) -> torch.Tensor:
     images = _features(model.get_image_features(pixel_values=batch.pixel_values.to(device)))
     texts = _features(
         model.get_text_features(
@@ -201,7 +216,12 @@ def _batch_loss(model, batch: Batch, device) -> torch.Tensor:
         )
     )
     positives = None if batch.positives is None else batch.positives.to(device)
-    return clip_loss(images, texts, model.logit_scale, positives=positives)
+    loss = clip_loss(images, texts, model.logit_scale, positives=positives)
+    if head is not None:
+        predicted = head(torch.nn.functional.normalize(images, dim=-1))
+        target = batch.labels.to(device)
+        loss = loss + head_weight * F.binary_cross_entropy_with_logits(predicted, target)
+    return loss
 
 
 def _features(output) -> torch.Tensor:
