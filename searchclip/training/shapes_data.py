@@ -92,8 +92,6 @@ def _chunk_seed(seed: int, index: int, n_objects: int | None = None) -> int:
 
 
 def _render_chunk(job) -> tuple[np.ndarray, list[tuple[str, ...]], list[str]]:
-    from searchclip import scenes
-
     processor, seed, count, n_objects = job
     files = random.Random(f"searchclip.training.files-{seed}")
     pixels, labels, captions = [], [], []
@@ -132,9 +130,6 @@ class SceneBatches:
         canonical_share: float = 0.5,
         augment: bool = True,
     ):
-        from searchclip import scenes
-
-        self._scenes = scenes
         self.pool = pool
         self.tokenizer = tokenizer
         self.max_length = tokenizer.model_max_length
@@ -167,8 +162,8 @@ class SceneBatches:
             else:
                 texts.append(self._paraphrase(labels))
             text_labels.append(labels)
-        texts += [self._prompt_template().format(pair) for pair in self._scenes.PAIRS]
-        text_labels += [(pair,) for pair in self._scenes.PAIRS]
+        texts += [self._prompt_template().format(pair) for pair in scenes.PAIRS]
+        text_labels += [(pair,) for pair in scenes.PAIRS]
         for index in chosen:
             swapped = _swap_colours(self.pool.labels[index], self._rng)
             if swapped is not None:
@@ -192,8 +187,8 @@ class SceneBatches:
         return PROMPT if self._rng.random() < 0.5 else self._rng.choice(DEFAULT_TEMPLATES)
 
     def _paraphrase(self, labels: tuple[str, ...]) -> str:
-        objects = [self._scenes.SceneObject(*label.split(" ", 1)) for label in labels]
-        return self._scenes.caption_variants(tuple(objects), self._rng)
+        objects = [scenes.SceneObject(*label.split(" ", 1)) for label in labels]
+        return scenes.caption_variants(tuple(objects), self._rng)
 
     def _multi_hot(self, labels: list[tuple[str, ...]]) -> torch.Tensor:
         hot = torch.zeros(len(labels), len(self._pairs), dtype=torch.bool)
