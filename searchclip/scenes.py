@@ -13,7 +13,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +128,7 @@ def caption_variants(objects: Sequence[SceneObject], rng: random.Random) -> str:
 
 def random_scene(rng: random.Random, *, n_objects: int | None = None) -> Scene:
     """Draw one scene; fewer objects than asked only when no free spot is left for one."""
-    n = rng.randint(1, MAX_OBJECTS) if n_objects is None else _checked_n_objects(n_objects)
+    n = rng.randint(1, MAX_OBJECTS) if n_objects is None else checked_n_objects(n_objects)
     size = _image_size(rng)
     spots = _place(rng, n, size)
     background = None
@@ -153,7 +153,7 @@ def scenes(seed: int, count: int, *, n_objects: int | None = None) -> Iterator[S
     if count < 0:
         raise InvalidArgumentError(f"count must be >= 0, got {count}")
     if n_objects is not None:
-        _checked_n_objects(n_objects)
+        checked_n_objects(n_objects)
     rng = random.Random(seed)
     return (random_scene(rng, n_objects=n_objects) for _ in range(count))
 
@@ -161,19 +161,28 @@ def scenes(seed: int, count: int, *, n_objects: int | None = None) -> Iterator[S
 def write_scenes(
     directory: str | os.PathLike[str], count: int, seed: int, *, n_objects: int | None = None
 ) -> Path:
-    """Write ``scenes(seed, count)`` as a data set like ``shared/data/*``; return labels.jsonl.
+    """Write ``scenes(seed, count)`` as a data set like ``shared/data/*``; return labels.jsonl."""
+    files = random.Random(f"searchclip.scenes.files-{seed}")
+    return save_scenes(directory, scenes(seed, count, n_objects=n_objects), files)
+
+
+def save_scenes(
+    directory: str | os.PathLike[str], drawn: Iterable[Scene], files: random.Random
+) -> Path:
+    """Write ``drawn`` scenes under ``directory/images`` with a labels.jsonl beside (the path
+    returned): {"file", "labels", "captions"} per scene, as ``shared/data/*`` has them.
 
     About half the images are JPEGs (quality 60-95), so a model also meets compression
-    artefacts. The file choices use their own random stream: the pictures equal ``scenes``'s.
+    artefacts. The file choices come from ``files``, a random stream of their own, so the
+    pictures are the renderer's whatever is chosen.
     """
     root = Path(directory)
     (root / "images").mkdir(parents=True, exist_ok=True)
-    file_rng = random.Random(f"searchclip.scenes.files-{seed}")
     lines = []
-    for i, scene in enumerate(scenes(seed, count, n_objects=n_objects)):
-        if file_rng.random() < 0.5:
+    for i, scene in enumerate(drawn):
+        if files.random() < 0.5:
             rel = f"images/scene-{i:05d}.jpg"
-            scene.image.save(root / rel, "JPEG", quality=file_rng.randint(60, 95))
+            scene.image.save(root / rel, "JPEG", quality=files.randint(60, 95))
         else:
             rel = f"images/scene-{i:05d}.png"
             scene.image.save(root / rel, "PNG")
@@ -184,7 +193,8 @@ def write_scenes(
     return labels_path
 
 
-def _checked_n_objects(n_objects: int) -> int:
+def checked_n_objects(n_objects: int) -> int:
+    """``n_objects`` if a scene can hold that many objects; else InvalidArgumentError."""
     if not 1 <= n_objects <= MAX_OBJECTS:
         raise InvalidArgumentError(f"n_objects must be 1 to {MAX_OBJECTS}, got {n_objects}")
     return n_objects

@@ -18,7 +18,6 @@ and image sizes, outline share, captions and the data set format) but are drawn 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -43,6 +42,8 @@ from searchclip.scenes import (
     Scene,
     SceneObject,
     canonical_caption,
+    checked_n_objects,
+    save_scenes,
 )
 
 _K = 3  # samples per pixel along each axis
@@ -57,7 +58,7 @@ Sdf = Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
 
 def random_scene(rng: random.Random, *, n_objects: int | None = None) -> Scene:
     """Draw one scene of 1 to MAX_OBJECTS objects (exactly ``n_objects`` if given)."""
-    n = rng.randint(1, MAX_OBJECTS) if n_objects is None else _checked_n_objects(n_objects)
+    n = rng.randint(1, MAX_OBJECTS) if n_objects is None else checked_n_objects(n_objects)
     size = _image_size(rng)
     spots = _layout(rng, n, size)
     tones = None
@@ -85,7 +86,7 @@ def scenes(seed: int, count: int, *, n_objects: int | None = None) -> Iterator[S
     if count < 0:
         raise InvalidArgumentError(f"count must be >= 0, got {count}")
     if n_objects is not None:
-        _checked_n_objects(n_objects)
+        checked_n_objects(n_objects)
     # A stream of its own, so that a seed's scenes are not scenes.py's drawn another way.
     rng = random.Random(f"searchclip.scenes_other-{seed}")
     return (random_scene(rng, n_objects=n_objects) for _ in range(count))
@@ -94,33 +95,9 @@ def scenes(seed: int, count: int, *, n_objects: int | None = None) -> Iterator[S
 def write_scenes(
     directory: str | os.PathLike[str], count: int, seed: int, *, n_objects: int | None = None
 ) -> Path:
-    """Write ``scenes(seed, count)`` as ``scenes.write_scenes`` does; return labels.jsonl.
-
-    About half the images are JPEGs (quality 60-95) chosen by a random stream of their own, so
-    the pictures equal ``scenes``'s; the rest are PNGs.
-    """
-    root = Path(directory)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    file_rng = random.Random(f"searchclip.scenes_other.files-{seed}")
-    lines = []
-    for i, scene in enumerate(scenes(seed, count, n_objects=n_objects)):
-        if file_rng.random() < 0.5:
-            rel = f"images/scene-{i:05d}.jpg"
-            scene.image.save(root / rel, "JPEG", quality=file_rng.randint(60, 95))
-        else:
-            rel = f"images/scene-{i:05d}.png"
-            scene.image.save(root / rel, "PNG")
-        record = {"file": rel, "labels": scene.labels, "captions": [scene.caption]}
-        lines.append(json.dumps(record) + "\n")
-    labels_path = root / "labels.jsonl"
-    labels_path.write_text("".join(lines), encoding="utf-8")
-    return labels_path
-
-
-def _checked_n_objects(n_objects: int) -> int:
-    if not 1 <= n_objects <= MAX_OBJECTS:
-        raise InvalidArgumentError(f"n_objects must be 1 to {MAX_OBJECTS}, got {n_objects}")
-    return n_objects
+    """Write ``scenes(seed, count)`` as ``scenes.write_scenes`` does; return labels.jsonl."""
+    files = random.Random(f"searchclip.scenes_other.files-{seed}")
+    return save_scenes(directory, scenes(seed, count, n_objects=n_objects), files)
 
 
 def _image_size(rng: random.Random) -> tuple[int, int]:

@@ -35,9 +35,9 @@ def cli(*args) -> str:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory) -> tuple[Path, dict[str, set[str]], dict[str, set[str]]]:
-    """300 held-out scenes indexed through the CLI, plus 60 single-object query images."""
+    """500 held-out scenes indexed through the CLI, plus 60 single-object query images."""
     root = tmp_path_factory.mktemp("shapes")
-    gallery = read_labels(scenes.write_scenes(root / "gallery", 300, HELD_OUT_SEED))
+    gallery = read_labels(scenes.write_scenes(root / "gallery", 500, HELD_OUT_SEED))
     singles = read_labels(scenes.write_scenes(root / "singles", 60, HELD_OUT_SEED + 1, n_objects=1))
     cli("index", root / "gallery", "--index", root / "index", "--model", BUNDLED_MODEL)
     return root / "index", gallery, singles
@@ -65,6 +65,19 @@ def test_similar_images_share_colour_and_shape(indexed):
         shared += [pair in gallery[hit] for hit in out.splitlines()]
     assert len(shared) == 5 * len(singles)
     assert np.mean(shared) >= 0.9
+
+
+def test_tagging_through_the_cli_is_exact_and_calibration_improves_it(indexed, tmp_path):
+    index_dir, _, _ = indexed
+    test_set = index_dir.parent / "gallery" / "labels.jsonl"
+    calibration = scenes.write_scenes(tmp_path / "calibration", 500, HELD_OUT_SEED + 2)
+    common = ["--vocab", "shapes", "--index", index_dir, "--json"]
+    before = json.loads(cli("eval", "tagging", "--labels", test_set, *common))
+    fitted = json.loads(cli("calibrate", "--labels", calibration, *common))
+    after = json.loads(cli("eval", "tagging", "--labels", test_set, *common))
+    assert before["images"] == 500 and fitted["labels_calibrated"] == len(scenes.PAIRS)
+    assert before["mAP"] >= 0.9
+    assert after["macro_f1"] >= 0.85 and after["macro_f1"] > before["macro_f1"]
 
 
 @pytest.mark.parametrize("renderer", ["scenes", "other"])
