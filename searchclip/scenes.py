@@ -134,7 +134,7 @@ def random_scene(rng: random.Random, *, n_objects: int | None = None) -> Scene:
     background = None
     while background is None:  # almost never repeats: only if no muted tone fits the fills
         pairs = rng.sample(PAIRS, len(spots))
-        fills = [_jitter(rng, p.split()[0]) for p in pairs]
+        fills = [jittered_fill(rng, p.split()[0]) for p in pairs]
         background = _pick_background(rng, fills)
     noise = rng.uniform(5.0, 25.0) if rng.random() < 0.4 else 0.0
     image = _render_background(rng, size, background, noise)
@@ -246,7 +246,9 @@ def _apart(a: tuple[float, float], ra: float, b: tuple[float, float], rb: float)
     return math.dist(a, b) >= need
 
 
-def _jitter(rng: random.Random, colour: str) -> RGB:
+def jittered_fill(rng: random.Random, colour: str) -> RGB:
+    """A shade of ``colour``: +-JITTER per channel, black and white only inward, so that every
+    renderer's "red" means the same range of fills."""
     lo, hi = {"black": (0, JITTER), "white": (-JITTER, 0)}.get(colour, (-JITTER, JITTER))
     r, g, b = (min(255, max(0, c + rng.randint(lo, hi))) for c in COLOURS[colour])
     return r, g, b
@@ -258,7 +260,7 @@ def _pick_background(rng: random.Random, fills: Sequence[RGB]) -> tuple[RGB, ...
     for _ in range(200):
         colours = tuple(_muted(rng) for _ in range(n_colours))
         ends = np.array(colours * (3 - n_colours), dtype=float)[:2]
-        if all(_segment_distance(f, ends[0], ends[1]) > BACKGROUND_MIN_DISTANCE for f in fills):
+        if all(distance_to_blend(f, ends[0], ends[1]) > BACKGROUND_MIN_DISTANCE for f in fills):
             return colours
     return None
 
@@ -271,7 +273,8 @@ def _muted(rng: random.Random) -> RGB:
     return r, g, b
 
 
-def _segment_distance(point: RGB, a: np.ndarray, b: np.ndarray) -> float:
+def distance_to_blend(point: RGB, a: np.ndarray, b: np.ndarray) -> float:
+    """Distance from ``point`` to the blends of tones ``a`` and ``b`` (the segment between)."""
     p, ab = np.asarray(point, dtype=float), b - a
     denom = float(ab @ ab)
     t = 0.0 if denom == 0 else min(1.0, max(0.0, float((p - a) @ ab) / denom))

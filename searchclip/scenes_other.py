@@ -30,8 +30,6 @@ from PIL import Image
 from searchclip.errors import InvalidArgumentError
 from searchclip.scenes import (
     BACKGROUND_MIN_DISTANCE,
-    COLOURS,
-    JITTER,
     MAX_OBJECTS,
     MAX_SIDE,
     MAX_SIZE,
@@ -43,6 +41,8 @@ from searchclip.scenes import (
     SceneObject,
     canonical_caption,
     checked_n_objects,
+    distance_to_blend,
+    jittered_fill,
     save_scenes,
 )
 
@@ -64,7 +64,7 @@ def random_scene(rng: random.Random, *, n_objects: int | None = None) -> Scene:
     tones = None
     while tones is None:  # rarely repeats: only when no muted tone keeps clear of the fills
         pairs = rng.sample(PAIRS, n)
-        fills = [_jitter(rng, p.split()[0]) for p in pairs]
+        fills = [jittered_fill(rng, p.split()[0]) for p in pairs]
         tones = _pick_tones(rng, fills)
     noise = rng.uniform(2.0, 10.0) if rng.random() < 0.4 else 0.0
     canvas = _background(rng, size, tones, noise)
@@ -141,20 +141,13 @@ def _apart(a: tuple[float, float], ra: float, b: tuple[float, float], rb: float)
     return math.dist(a, b) >= need
 
 
-def _jitter(rng: random.Random, colour: str) -> RGB:
-    """scenes.py's rule: +-JITTER per channel, black and white only inward."""
-    lo, hi = {"black": (0, JITTER), "white": (-JITTER, 0)}.get(colour, (-JITTER, JITTER))
-    r, g, b = (min(255, max(0, c + rng.randint(lo, hi))) for c in COLOURS[colour])
-    return r, g, b
-
-
 def _pick_tones(rng: random.Random, fills: Sequence[RGB]) -> tuple[RGB, ...] | None:
     """One tone (plain) or two (the ends of every other kind), with no fill near any blend."""
     n_tones = 1 if rng.random() < 0.25 else 2
     for _ in range(100):
         tones = tuple(_muted(rng) for _ in range(n_tones))
         a, b = np.array(tones[0], dtype=float), np.array(tones[-1], dtype=float)
-        if all(_segment_distance(f, a, b) > BACKGROUND_MIN_DISTANCE for f in fills):
+        if all(distance_to_blend(f, a, b) > BACKGROUND_MIN_DISTANCE for f in fills):
             return tones
     return None
 
@@ -165,14 +158,6 @@ def _muted(rng: random.Random) -> RGB:
     tint = rng.uniform(0.0, 30.0) * np.array([math.cos(hue), math.sin(hue)]) @ _TINT_AXES
     r, g, b = (int(v) for v in np.clip(np.rint(rng.uniform(40.0, 215.0) + tint), 0, 255))
     return r, g, b
-
-
-def _segment_distance(point: RGB, a: np.ndarray, b: np.ndarray) -> float:
-    """Distance from ``point`` to the blends of ``a`` and ``b``: every tone a background has."""
-    p, ab = np.asarray(point, dtype=float), b - a
-    denom = float(ab @ ab)
-    t = 0.0 if denom == 0 else min(1.0, max(0.0, float((p - a) @ ab) / denom))
-    return float(np.linalg.norm(p - (a + t * ab)))
 
 
 def _background(

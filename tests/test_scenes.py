@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scene_checks import covered_areas
 
 from searchclip.errors import InvalidArgumentError
 from searchclip.scenes import (
@@ -178,23 +179,8 @@ def test_object_is_drawn_where_and_in_the_colour_claimed() -> None:
 
 def test_shapes_cover_the_area_of_the_shape_claimed() -> None:
     """Unmix fill from background over the object's box: the covered area names the shape."""
-    rng = random.Random(5)
-    seen = Counter()
-    while min(seen.values(), default=0) < 5 or len(seen) < len(SHAPES):
-        s = random_scene(rng, n_objects=1)
-        (o,) = s.objects
-        if s.noise or len(s.background) != 1 or o.outline or o.size < 30:
-            continue
-        (x, y), r = o.centre, o.size / 2 + 3
-        w, h = s.image.size
-        box = (max(0, math.floor(x - r)), max(0, math.floor(y - r)))
-        box += (min(w, math.ceil(x + r)), min(h, math.ceil(y + r)))
-        patch = np.asarray(s.image.crop(box), dtype=float)
-        bg, fill = np.array(s.background[0], dtype=float), np.array(o.fill, dtype=float)
-        coverage = ((patch - bg) @ (fill - bg)) / ((fill - bg) @ (fill - bg))
-        area = coverage.sum() / (math.pi * (o.size / 2) ** 2)
+    for o, area in covered_areas(random_scene):
         assert area == pytest.approx(SHAPE_AREA[o.shape], rel=0.08), o
-        seen[o.shape] += 1
 
 
 def test_background_is_never_confusable_with_an_object() -> None:

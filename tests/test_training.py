@@ -295,10 +295,9 @@ def test_importing_searchclip_does_not_import_training():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_the_bundled_model_is_small_and_says_how_it_was_trained():
+def test_the_bundled_model_says_how_it_was_trained():
+    """Its size is tested with its quality, in test_shapes_model.py."""
     bundled = Path(__file__).resolve().parents[1] / "searchclip" / "models" / "shapes-clip"
-    size = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
-    assert size <= 5 * 2**20
     assert "python -m searchclip.training" in (bundled / "TRAINING.md").read_text()
     assert json.loads((bundled / "config.json").read_text())["model_type"] == "searchclip-conv-clip"
     assert json.loads((bundled / "metrics.json").read_text())["wall_seconds"] <= 3600

@@ -182,7 +182,7 @@ def train_shapes_model(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    config_args = {**DEFAULT_ARCHITECTURE, **architecture}
+    config_args = _architecture(DEFAULT_ARCHITECTURE, architecture)  # unknown keys fail here
     tokenizer = build_tokenizer(caption_vocabulary(), max_length=config_args["max_text_length"])
     processor = shapes_processor(config_args["image_size"])
     model = ConvClipModel(conv_shapes_config(tokenizer, **architecture))
