@@ -21,7 +21,7 @@ latency are printed for each half; "as the engine searches" means text queries w
 ``far=True`` (a wider walk), the efSearch sweep searches both halves alike.
 
 ``--model DIR`` uses a trained CLIP's real embeddings instead (the project's tiny shapes CLIP):
-the database is the image embeddings of ``n`` generated scenes (``searchclip.scenes``, seeds
+the database is the image embeddings of ``n`` generated scenes (``searchclip._scenes``, seeds
 per chunk of 10,000, rendered on two processes and cached in benchmarks/out), the queries are
 the text embeddings of "a photo of a <colour> <shape>" prompts and the image embeddings of
 held-out scenes, half each.
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchclip.vector_index import (
+from searchclip._vector_index import (
     HNSWIndex,
     IVFIndex,
     VectorIndex,
@@ -104,7 +104,7 @@ def clip_like(n: int, seed: int, *, text: bool = False) -> np.ndarray:
 def model_vectors(model: str, n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
     """(database, queries) from a trained CLIP: scene image embeddings, prompt and held-out
     image embeddings; the database is cached per model and size."""
-    from searchclip.scenes import COLOURS, SHAPES
+    from searchclip._scenes import COLOURS, SHAPES
 
     cache = OUT / f"scene-vectors-{Path(model).name}-{n}.npy"
     if cache.exists():
@@ -127,7 +127,7 @@ def model_vectors(model: str, n: int, queries: int) -> tuple[np.ndarray, np.ndar
 
 def _scene_vectors(chunk: tuple[int, int], model: str) -> np.ndarray:
     """The image embeddings of ``scenes(seed, count)``, rendered and encoded in this process."""
-    from searchclip.scenes import scenes
+    from searchclip._scenes import scenes
 
     seed, count = chunk
     encoder, batch = _encoder(model), []
@@ -145,7 +145,7 @@ def _scene_vectors(chunk: tuple[int, int], model: str) -> np.ndarray:
 def _encoder(model: str):
     import torch
 
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     torch.set_num_threads(1)  # two processes share the two cores
     return load_encoder(model, device="cpu", batch_size=256)

@@ -3,7 +3,7 @@ precision must not lower the trained tiny model's retrieval metrics).
 
 Indexes the same held-out generated scenes once per precision (fp32, bf16, int8, and auto,
 which picks one of them) through ``SearchEngine`` and prints the metrics of
-``searchclip.quality`` for each: text->image precision@10 over the 40 colour-shape pairs,
+``searchclip._quality`` for each: text->image precision@10 over the 40 colour-shape pairs,
 zero-shot top-1, image->image share of the top 5. Also prints the minimum cosine between each
 scene's fp32 vector and its vector at the other precisions.
 
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from searchclip import SearchEngine
-    from searchclip.quality import measure_shapes_quality
+    from searchclip._quality import measure_shapes_quality
 
     with tempfile.TemporaryDirectory(prefix="searchclip-precision-quality-") as scratch:
         vectors = {}

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     encoder = load_encoder(str(args.model), device=args.device, batch_size=32)
     pixels = test_pixels(encoder, args.images)

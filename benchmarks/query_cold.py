@@ -53,9 +53,9 @@ def ensure_model(model: Path) -> Path:
 
 def build_index(index_dir: Path, model: Path, n: int, precision: str, seed: int = 0) -> None:
     """Catalog rows + random unit vectors through the catalog's API."""
-    from searchclip.catalog import Catalog, CatalogChanges, FileEntry
-    from searchclip.encoders import resolve_model_name
-    from searchclip.index_precision import PRECISION_KEY
+    from searchclip._catalog import Catalog, CatalogChanges, FileEntry
+    from searchclip._encoders import resolve_model_name
+    from searchclip._index_precision import PRECISION_KEY
 
     if index_dir.exists():
         shutil.rmtree(index_dir)
@@ -88,9 +88,9 @@ def build_index(index_dir: Path, model: Path, n: int, precision: str, seed: int 
 
 def ensure_export(index_dir: Path, model: Path, precision: str) -> None:
     """The ONNX export of the text tower, written as ``searchclip index`` writes it."""
-    from searchclip.encoders import load_encoder, resolve_model_name
-    from searchclip.encoders.onnx_export import export_text_encoder
-    from searchclip.encoders.onnx_text import current_text_export
+    from searchclip._encoders import load_encoder, resolve_model_name
+    from searchclip._encoders.onnx_export import export_text_encoder
+    from searchclip._encoders.onnx_text import current_text_export
 
     if current_text_export(index_dir, resolve_model_name(str(model)), 512) is not None:
         return
@@ -103,8 +103,8 @@ def ensure_export(index_dir: Path, model: Path, precision: str) -> None:
 def agreement(index_dir: Path, model: Path) -> None:
     """Min cosine between torch's vectors and the fp32 export's; the int8 one's as measured by
     the export on its own check texts."""
-    from searchclip.encoders import load_encoder
-    from searchclip.encoders.onnx_text import OnnxTextEncoder, TextExportInfo
+    from searchclip._encoders import load_encoder
+    from searchclip._encoders.onnx_text import OnnxTextEncoder, TextExportInfo
 
     torch_vectors = load_encoder(str(model), device="cpu").encode_texts(CHECK_TEXTS)
     info = TextExportInfo.read(index_dir)

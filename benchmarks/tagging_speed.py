@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from searchclip.catalog import Catalog, CatalogChanges, FileEntry
-from searchclip.tagging import Tagger
-from searchclip.templates import DEFAULT_TEMPLATES
-from searchclip.vocabulary import load_vocabulary
+from searchclip._catalog import Catalog, CatalogChanges, FileEntry
+from searchclip._tagging import Tagger
+from searchclip._templates import DEFAULT_TEMPLATES
+from searchclip._vocabulary import load_vocabulary
 
 DIM = 512
 

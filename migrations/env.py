@@ -12,7 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from searchclip.catalog.schema import metadata
+from searchclip._catalog.schema import metadata
 
 config = context.config
 DEFAULT_URL = "sqlite:///indexes/default/catalog.sqlite"

@@ -4,9 +4,9 @@
 only when an index is searched.
 """
 
-from searchclip.encoders import DEFAULT_MODEL, Encoder
-from searchclip.engine import SearchEngine, default_index_dir
-from searchclip.errors import (
+from searchclip._encoders import DEFAULT_MODEL, Encoder
+from searchclip._engine import SearchEngine, default_index_dir
+from searchclip._errors import (
     CatalogError,
     EmptyIndexError,
     ImageReadError,
@@ -19,7 +19,7 @@ from searchclip.errors import (
     SchemaTooNewError,
     SearchclipError,
 )
-from searchclip.results import FailedFile, IndexInfo, IndexReport, SearchHit
+from searchclip._results import FailedFile, IndexInfo, IndexReport, SearchHit
 
 __version__ = "0.1.0"
 

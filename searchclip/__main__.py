@@ -1,3 +1,3 @@
-from searchclip.cli import main
+from searchclip._cli import main
 
 main()

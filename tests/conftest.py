@@ -34,7 +34,7 @@ TEST_RATES = {"fp32": 17.0, "bf16": 35.0, "int8": 52.0}
 
 @pytest.fixture(autouse=True)
 def steady_precision_clock(monkeypatch):
-    from searchclip.encoders import precision
+    from searchclip._encoders import precision
 
     def timed(encoder, pixels, precision_name, extra_rounds=2):
         return encoder.encode_pixels_at(pixels, precision_name), TEST_RATES[precision_name]
@@ -62,7 +62,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir: Path):
     """The ``ClipEncoder`` for ``tiny_model_dir`` on CPU, loaded the way ``--model PATH`` is."""
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     return load_encoder(str(tiny_model_dir), device="cpu")
 

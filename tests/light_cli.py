@@ -14,7 +14,7 @@ def run_without_torch(*args: str) -> subprocess.CompletedProcess:
         f"""
         import sys
         sys.argv = ["searchclip", *{list(args)!r}]
-        from searchclip.cli import main
+        from searchclip._cli import main
         try:
             main()
         except SystemExit as exit:

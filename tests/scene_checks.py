@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from searchclip.scenes import SHAPES, Scene, SceneObject
+from searchclip._scenes import SHAPES, Scene, SceneObject
 
 
 def covered_areas(

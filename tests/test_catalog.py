@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchclip.catalog.catalog import (
+from searchclip._catalog.catalog import (
     Catalog,
     CatalogChanges,
     FileEntry,
     FileRecord,
     ModelRecord,
 )
-from searchclip.errors import CatalogError
-from searchclip.results import FailedFile
+from searchclip._errors import CatalogError
+from searchclip._results import FailedFile
 
 DIM = 4
 

@@ -21,7 +21,7 @@ import pytest
 from pictures import COCO_IMAGES, write_picture
 from typer.testing import CliRunner, Result
 
-from searchclip.cli import app
+from searchclip._cli import app
 
 PHOTOS = 6  # pictures in the `photos` fixture (conftest.py)
 BIG_RUN = 120  # pictures for the interrupted-run tests
@@ -396,7 +396,7 @@ def test_index_and_query_as_real_processes(tmp_path, photos, model):
 @pytest.mark.slow
 def test_import_and_help_stay_light():
     probe = (
-        "import searchclip, searchclip.cli, sys; "
+        "import searchclip, searchclip._cli, sys; "
         "print(sorted(m for m in ('torch','transformers','faiss') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from tiny_clip import build_tiny_clip
 
-from searchclip.encoders import load_encoder
-from searchclip.encoders.clip import ClipEncoder, _features
-from searchclip.errors import ModelLoadError
+from searchclip._encoders import load_encoder
+from searchclip._encoders.clip import ClipEncoder, _features
+from searchclip._errors import ModelLoadError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_TOKENIZER = SHARED / "models" / "clip-vit-base-patch32-tokenizer"

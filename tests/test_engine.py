@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pictures import photo_folder, write_picture
 
-import searchclip.ingest
+import searchclip._ingest
 from searchclip import (
     EmptyIndexError,
     ImageReadError,
@@ -22,7 +22,7 @@ from searchclip import (
     ModelMismatchError,
     SearchEngine,
 )
-from searchclip.vector_index import FlatIndex
+from searchclip._vector_index import FlatIndex
 
 
 @pytest.fixture
@@ -208,7 +208,7 @@ def test_interrupted_run_resumes_without_re_encoding(tmp_path, model, monkeypatc
     index_dir = tmp_path / "index"
 
     calls = []
-    real_flush = searchclip.ingest._Run.flush
+    real_flush = searchclip._ingest._Run.flush
 
     def flush_then_interrupt(self):
         if self.to_encode and len(calls) == 2:
@@ -216,12 +216,12 @@ def test_interrupted_run_resumes_without_re_encoding(tmp_path, model, monkeypatc
         calls.append(len(self.to_encode))
         real_flush(self)
 
-    monkeypatch.setattr(searchclip.ingest._Run, "flush", flush_then_interrupt)
+    monkeypatch.setattr(searchclip._ingest._Run, "flush", flush_then_interrupt)
     with SearchEngine(index_dir, model=model, batch_size=3) as engine:
         with pytest.raises(KeyboardInterrupt):
             engine.index(photos)
         assert engine.info().files == 6  # two committed batches of three
-    monkeypatch.setattr(searchclip.ingest._Run, "flush", real_flush)
+    monkeypatch.setattr(searchclip._ingest._Run, "flush", real_flush)
 
     with SearchEngine(index_dir, batch_size=3) as engine:
         report = engine.index(photos)
@@ -335,16 +335,16 @@ def test_a_file_name_that_is_not_utf8_is_a_reported_skip(engine, photos):
 
 
 def _vector_index_type(index_dir: Path) -> type:
-    from searchclip.vector_index import load_index
+    from searchclip._vector_index import load_index
 
     (vector_file,) = index_dir.glob("vectors-*.faiss")
     return type(load_index(vector_file, dim=16))
 
 
 def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
-    from searchclip.vector_index import IVFIndex
+    from searchclip._vector_index import IVFIndex
 
-    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 8)
+    monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 8)
     photos = tmp_path / "photos"
     photo_folder(photos, 6)
     with SearchEngine(tmp_path / "index", model=model) as engine:
@@ -370,7 +370,7 @@ def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
 
 
 def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, monkeypatch):
-    from searchclip.vector_index import HNSWIndex, IVFIndex
+    from searchclip._vector_index import HNSWIndex, IVFIndex
 
     index_dir = tmp_path / "index"
     with SearchEngine(index_dir, model=model) as engine:
@@ -380,7 +380,7 @@ def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, mon
     assert _vector_index_type(index_dir) is FlatIndex
 
     # A lower threshold (as after an upgrade): the same generation's file is now the wrong type.
-    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 4)
+    monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 4)
     with SearchEngine(index_dir) as engine:
         assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
     (rewritten,) = index_dir.glob("vectors-*.faiss")

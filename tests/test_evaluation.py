@@ -15,8 +15,8 @@ from pictures import SHARED_DATA, write_picture
 from typer.testing import CliRunner
 
 from searchclip import InvalidArgumentError, SearchEngine
-from searchclip.cli import app
-from searchclip.evaluation import (
+from searchclip._cli import app
+from searchclip._evaluation import (
     calibrate,
     evaluate_retrieval,
     evaluate_tagging,

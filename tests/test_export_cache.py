@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from searchclip import SearchEngine
-from searchclip.encoders import export_cache, onnx_export
+from searchclip._encoders import export_cache, onnx_export
 
 EXPORTS = [
     "image-encoder-int8.json",
@@ -135,7 +135,7 @@ def test_the_model_key_names_the_files_of_one_model(tmp_path):
 
 
 def test_the_cached_vectors_are_the_exported_ones(tmp_path, tiny_encoder, private_export_cache):
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     encoder = load_encoder(tiny_encoder.model_id, device="cpu")
     encoder.artifact_dir = tmp_path / "a"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from searchclip import images
-from searchclip.errors import ImageReadError, InvalidArgumentError
-from searchclip.images import (
+from searchclip import _images as images
+from searchclip._errors import ImageReadError, InvalidArgumentError
+from searchclip._images import (
     DEFAULT_MAX_PIXELS,
     content_hash,
     decode_image,
@@ -484,8 +484,8 @@ def test_pillow_bomb_warning_is_replaced_by_our_limit(tmp_path: Path) -> None:
     huge = write(tmp_path / "huge.png", fake_png_header(10000, 10000))  # > MAX_IMAGE_PIXELS
     code = (
         "import sys, warnings\n"
-        "from searchclip.images import load_image\n"
-        "from searchclip.errors import ImageReadError\n"
+        "from searchclip._images import load_image\n"
+        "from searchclip._errors import ImageReadError\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    try:\n"
         "        load_image(sys.argv[1], max_pixels=1000)\n"

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from searchclip.metrics import (
+from searchclip._metrics import (
     average_precision,
     best_f1_threshold,
     f1_scores,
@@ -321,7 +321,7 @@ def test_bad_input_raises_value_error(call, message: str):
 
 def test_metrics_import_neither_sklearn_nor_torch():
     code = (
-        "import sys, searchclip.metrics; "
+        "import sys, searchclip._metrics; "
         "print(sorted(m for m in ('sklearn', 'torch') if m in sys.modules))"
     )
     out = subprocess.run(

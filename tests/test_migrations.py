@@ -20,10 +20,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Text, create_engine
 
-from searchclip.catalog import schema
-from searchclip.catalog.catalog import Catalog, CatalogChanges, FileEntry
-from searchclip.catalog.migrate import HEAD_REVISION, head_revision, migrations_dir
-from searchclip.errors import CatalogError, SchemaTooNewError
+from searchclip._catalog import schema
+from searchclip._catalog.catalog import Catalog, CatalogChanges, FileEntry
+from searchclip._catalog.migrate import HEAD_REVISION, head_revision, migrations_dir
+from searchclip._errors import CatalogError, SchemaTooNewError
 
 TABLES = {
     "settings",
@@ -278,7 +278,7 @@ def test_opening_a_current_catalog_does_not_import_alembic(tmp_path: Path) -> No
     path = tmp_path / "catalog.sqlite"
     Catalog.open(path).close()
     code = (
-        "import sys; from searchclip.catalog.catalog import Catalog; "
+        "import sys; from searchclip._catalog.catalog import Catalog; "
         f"Catalog.open({str(path)!r}).close(); print('alembic' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

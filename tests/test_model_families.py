@@ -19,10 +19,10 @@ from transformers import AutoModel
 from typer.testing import CliRunner
 
 from searchclip import SearchEngine
-from searchclip.cli import app
-from searchclip.encoders import load_encoder
-from searchclip.encoders.conv_clip import ConvClipModel
-from searchclip.errors import ModelLoadError
+from searchclip._cli import app
+from searchclip._encoders import load_encoder
+from searchclip._encoders.conv_clip import ConvClipModel
+from searchclip._errors import ModelLoadError
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pictures import photo_folder
 from PIL import Image
 
 from searchclip import SearchEngine
-from searchclip.encoders.onnx_clip import OnnxClipEncoder
-from searchclip.encoders.onnx_image import INT8_ONNX_FILE, INT8_SIDECAR_FILE
+from searchclip._encoders.onnx_clip import OnnxClipEncoder
+from searchclip._encoders.onnx_image import INT8_ONNX_FILE, INT8_SIDECAR_FILE
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_PROCESSOR = (
@@ -35,8 +35,8 @@ def real_photos(count: int) -> list[Path]:
 def test_preprocessing_equals_transformers_clip_processor_on_real_photos():
     from transformers import CLIPImageProcessorPil
 
-    from searchclip.encoders.clip import _preprocess_settings
-    from searchclip.encoders.onnx_image import ClipPreprocess
+    from searchclip._encoders.clip import _preprocess_settings
+    from searchclip._encoders.onnx_image import ClipPreprocess
 
     processor = CLIPImageProcessorPil.from_pretrained(REAL_PROCESSOR, local_files_only=True)
     preprocess = ClipPreprocess(**_preprocess_settings(processor))
@@ -53,7 +53,7 @@ def test_preprocessing_equals_transformers_clip_processor_on_real_photos():
 
 
 def test_a_processor_it_cannot_reproduce_keeps_no_settings(tiny_encoder):
-    from searchclip.encoders.clip import _preprocess_settings
+    from searchclip._encoders.clip import _preprocess_settings
 
     assert _preprocess_settings(tiny_encoder.processor) is not None
     other = type(tiny_encoder.processor)(do_normalize=False, crop_size={"height": 32, "width": 32})
@@ -120,7 +120,7 @@ def test_indexing_into_an_int8_index_imports_neither_torch_nor_transformers(int8
 
 
 def test_an_int8_index_queries_text_with_the_int8_tower_where_it_agrees(int8_index):
-    from searchclip.encoders.onnx_text import TEXT_INT8_FILE, TextExportInfo
+    from searchclip._encoders.onnx_text import TEXT_INT8_FILE, TextExportInfo
 
     info = TextExportInfo.read(int8_index)
     assert (int8_index / TEXT_INT8_FILE).is_file() and info.int8_min_cosine is not None

@@ -11,7 +11,7 @@ import pytest
 from light_cli import run_without_torch
 
 from searchclip import SearchEngine
-from searchclip.encoders.onnx_text import (
+from searchclip._encoders.onnx_text import (
     SIDECAR_FILE,
     TEXT_INT8_FILE,
     TOKENIZER_FILE,
@@ -35,7 +35,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def export_dir(tiny_encoder, tmp_path_factory) -> Path:
-    from searchclip.encoders.onnx_export import export_text_encoder
+    from searchclip._encoders.onnx_export import export_text_encoder
 
     directory = tmp_path_factory.mktemp("export")
     export_text_encoder(tiny_encoder, directory)
@@ -90,7 +90,7 @@ def test_queries_are_padded_to_the_longest_text_not_the_model_length(export_dir,
 def test_the_int8_text_tower_is_written_only_for_int8_and_its_agreement_recorded(
     export_dir, tiny_encoder, tmp_path
 ):
-    from searchclip.encoders.onnx_export import export_text_encoder
+    from searchclip._encoders.onnx_export import export_text_encoder
 
     assert not (export_dir / TEXT_INT8_FILE).exists()
     assert TextExportInfo.read(export_dir).int8_min_cosine is None
@@ -101,7 +101,7 @@ def test_the_int8_text_tower_is_written_only_for_int8_and_its_agreement_recorded
 
 
 def test_the_int8_text_tower_is_used_only_where_it_agrees(tiny_encoder, tmp_path):
-    from searchclip.encoders.onnx_export import export_text_encoder
+    from searchclip._encoders.onnx_export import export_text_encoder
 
     info = export_text_encoder(tiny_encoder, tmp_path, int8=True)
     model, dim = tiny_encoder.model_id, tiny_encoder.dim

@@ -18,11 +18,11 @@ from pictures import photo_folder
 from typer.testing import CliRunner
 
 from searchclip import InvalidArgumentError, SearchEngine
-from searchclip.cli import app
-from searchclip.encoders import precision as precision_module
-from searchclip.encoders.clip import ClipEncoder
-from searchclip.encoders.precision import MIN_COSINE, PrecisionChoice, Trial
-from searchclip.errors import PrecisionMismatchError
+from searchclip._cli import app
+from searchclip._encoders import precision as precision_module
+from searchclip._encoders.clip import ClipEncoder
+from searchclip._encoders.precision import MIN_COSINE, PrecisionChoice, Trial
+from searchclip._errors import PrecisionMismatchError
 
 RATES = {"fp32": 10.0, "bf16": 20.0, "int8": 30.0}  # images/s, for a deterministic choice
 
@@ -65,7 +65,7 @@ def random_pixels(encoder, count: int = 8) -> np.ndarray:
 def test_low_precision_vectors_agree_with_fp32_on_the_tiny_model(
     tiny_model_dir, tmp_path, precision
 ):
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
     encoder.artifact_dir = tmp_path
@@ -83,7 +83,7 @@ def test_low_precision_vectors_agree_with_fp32_on_the_tiny_model(
 
 
 def test_the_int8_export_is_reused_and_a_stale_one_replaced(tiny_model_dir, tmp_path, monkeypatch):
-    from searchclip.encoders import load_encoder, onnx_export
+    from searchclip._encoders import load_encoder, onnx_export
 
     first = load_encoder(str(tiny_model_dir), device="cpu")
     first.artifact_dir = tmp_path
@@ -109,7 +109,7 @@ def test_the_int8_export_is_reused_and_a_stale_one_replaced(tiny_model_dir, tmp_
 
 
 def test_int8_without_a_writable_artifact_dir(tiny_model_dir, tmp_path):
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
     encoder.artifact_dir = tmp_path / "missing"  # cannot be written: export for this process
@@ -120,7 +120,7 @@ def test_int8_without_a_writable_artifact_dir(tiny_model_dir, tmp_path):
 
 
 def test_set_image_precision_switches_encode_pixels(tiny_model_dir):
-    from searchclip.encoders import load_encoder
+    from searchclip._encoders import load_encoder
 
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
     pixels = random_pixels(encoder, 3)
@@ -214,8 +214,8 @@ def test_auto_falls_back_to_fp32_below_the_bound_and_says_why(tmp_path, model, p
 
 
 def test_auto_skips_a_precision_whose_model_will_not_export(tmp_path, model, photos, monkeypatch):
-    from searchclip.encoders import onnx_export
-    from searchclip.errors import ModelLoadError
+    from searchclip._encoders import onnx_export
+    from searchclip._errors import ModelLoadError
 
     def fails(*args):
         raise ModelLoadError("cannot quantise the image encoder of this model: no")

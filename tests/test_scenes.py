@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from scene_checks import covered_areas
 
-from searchclip.errors import InvalidArgumentError
-from searchclip.scenes import (
+from searchclip._errors import InvalidArgumentError
+from searchclip._scenes import (
     COLOURS,
     MAX_SIZE,
     MIN_SIZE,

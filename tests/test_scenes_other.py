@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from scene_checks import covered_areas
 
-from searchclip import scenes as training_scenes
-from searchclip.errors import InvalidArgumentError
-from searchclip.scenes import (
+from searchclip import _scenes as training_scenes
+from searchclip._errors import InvalidArgumentError
+from searchclip._scenes import (
     BACKGROUND_MIN_DISTANCE,
     COLOURS,
     JITTER,
@@ -30,7 +30,7 @@ from searchclip.scenes import (
     Scene,
     canonical_caption,
 )
-from searchclip.scenes_other import random_scene, scenes, write_scenes
+from searchclip._scenes_other import random_scene, scenes, write_scenes
 
 
 def _star_area(inner: float) -> float:

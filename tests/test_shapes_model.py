@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from searchclip import scenes
-from searchclip.cli import app
-from searchclip.demo import BUNDLED_MODEL
-from searchclip.quality import measure_shapes_quality, measure_tagging_quality, read_labels
+from searchclip import _scenes as scenes
+from searchclip._cli import app
+from searchclip._demo import BUNDLED_MODEL
+from searchclip._quality import measure_shapes_quality, measure_tagging_quality, read_labels
 
 HELD_OUT_SEED = 424242  # training uses other seeds; see searchclip/models/shapes-clip/TRAINING.md
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from searchclip import InvalidArgumentError, SearchEngine
-from searchclip.tagging import choose_tags, effective_thresholds, label_embeddings
-from searchclip.templates import DEFAULT_TEMPLATES
-from searchclip.vocabulary import parse_vocabulary
+from searchclip._tagging import choose_tags, effective_thresholds, label_embeddings
+from searchclip._templates import DEFAULT_TEMPLATES
+from searchclip._vocabulary import parse_vocabulary
 
 LABELS = "cat\ndog\nbird\ncar\ntree\n"
 

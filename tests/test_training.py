@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
-from searchclip import scenes
-from searchclip.encoders import load_encoder
-from searchclip.encoders.conv_clip import ConvClipModel
+from searchclip import _scenes as scenes
+from searchclip._encoders import load_encoder
+from searchclip._encoders.conv_clip import ConvClipModel
 from searchclip.training.__main__ import main
 from searchclip.training.loss import MAX_LOGIT_SCALE, clip_loss
 from searchclip.training.shapes_data import LABELS, SceneBatches, ScenePool, _swap_colours

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import searchclip.vector_index.choice
-import searchclip.vector_index.hnsw
-from searchclip.vector_index import (
+import searchclip._vector_index.choice
+import searchclip._vector_index.hnsw
+from searchclip._vector_index import (
     BLAS_MIN_QUERIES,
     FlatIndex,
     HNSWIndex,
@@ -373,7 +373,7 @@ def test_hnsw_matches_exact_search() -> None:
 
 
 def test_far_queries_walk_the_graph_wider() -> None:
-    from searchclip.vector_index.hnsw import FAR_WIDENING
+    from searchclip._vector_index.hnsw import FAR_WIDENING
 
     hnsw, reference, ids = hnsw_and_reference()
     queries = unit_vectors(50, seed=24, dim=HNSW_DIM)
@@ -532,7 +532,7 @@ def test_ivf_matches_exact_search() -> None:
 
 
 def test_ivf_far_queries_scan_more_lists() -> None:
-    from searchclip.vector_index.ivf import FAR_WIDENING
+    from searchclip._vector_index.ivf import FAR_WIDENING
 
     ivf, reference, _ = ivf_and_reference()
     queries = unit_vectors(60, seed=32, dim=HNSW_DIM)  # away from every cluster
@@ -577,7 +577,7 @@ def test_ivf_removal_is_exact_and_survives_save_and_load(tmp_path: Path) -> None
 
 
 def test_ivf_reports_when_it_has_outgrown_its_centroids() -> None:
-    from searchclip.vector_index.ivf import RETRAIN_GROWTH
+    from searchclip._vector_index.ivf import RETRAIN_GROWTH
 
     ivf = IVFIndex(HNSW_DIM)
     ivf.add(np.arange(100), clustered(100, seed=36))
@@ -602,11 +602,11 @@ def test_ivf_returns_k_results_even_when_the_scanned_lists_hold_fewer() -> None:
 
 
 def test_index_type_follows_the_count(monkeypatch) -> None:
-    limit = searchclip.vector_index.choice.EXACT_MAX_VECTORS
+    limit = searchclip._vector_index.choice.EXACT_MAX_VECTORS
     assert index_type_for(limit) is FlatIndex
     assert index_type_for(limit + 1) is IVFIndex
     assert index_type_for(10, exact_max=9) is IVFIndex
-    monkeypatch.setattr(searchclip.vector_index.choice, "EXACT_MAX_VECTORS", 50)
+    monkeypatch.setattr(searchclip._vector_index.choice, "EXACT_MAX_VECTORS", 50)
     assert index_type_for(50) is FlatIndex and index_type_for(51) is IVFIndex
 
     ids, vectors = np.arange(60, dtype=np.int64), unit_vectors(60, seed=27)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pictures import photo_folder
 
-import searchclip.vector_index as vector_index_package
+import searchclip._vector_index as vector_index_package
 from searchclip import SearchEngine
-from searchclip import vector_store as vector_store_module
-from searchclip.vector_index import FlatIndex, IVFIndex, NumpyIndex, load_index
+from searchclip import _vector_store as vector_store_module
+from searchclip._vector_index import FlatIndex, IVFIndex, NumpyIndex, load_index
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_an_index_run_updates_the_vector_file_without_a_rebuild(
     tmp_path, model, photos, rebuilds, monkeypatch, kind
 ):
     if kind == "ivf":
-        monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 2)
+        monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 2)
     expected_type = IVFIndex if kind == "ivf" else FlatIndex
     with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
         engine.index(photos)
@@ -97,7 +97,7 @@ def test_changed_content_at_a_known_path_replaces_its_vector(tmp_path, model, ph
 def test_crossing_the_exact_threshold_rebuilds_as_ivf(
     tmp_path, model, photos, rebuilds, monkeypatch
 ):
-    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 7)
+    monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 7)
     with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
         engine.index(photos)
         photo_folder(photos / "more", 2, start_seed=60)
@@ -109,7 +109,7 @@ def test_crossing_the_exact_threshold_rebuilds_as_ivf(
 def test_an_ivf_index_that_outgrew_its_centroids_is_rebuilt(
     tmp_path, model, photos, rebuilds, monkeypatch
 ):
-    monkeypatch.setattr("searchclip.vector_index.choice.EXACT_MAX_VECTORS", 2)
+    monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 2)
     with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
         engine.index(photos)  # 6 vectors: the centroids are trained on them
         photo_folder(photos / "more", 12, start_seed=70)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from searchclip.errors import InvalidArgumentError
-from searchclip.templates import DEFAULT_TEMPLATES, IMAGENET_TEMPLATES
-from searchclip.vocabulary import (
+from searchclip._errors import InvalidArgumentError
+from searchclip._templates import DEFAULT_TEMPLATES, IMAGENET_TEMPLATES
+from searchclip._vocabulary import (
     BUILTIN,
     Label,
     Vocabulary,
@@ -245,6 +245,6 @@ def test_builtin_fingerprints_are_stable():
 
 
 def test_shapes_vocabulary_is_the_scene_generators_pairs():
-    from searchclip import scenes
+    from searchclip import _scenes as scenes
 
     assert load_vocabulary("shapes").names == list(scenes.PAIRS)

@@ -114,7 +114,7 @@ def build_tiny_clip(directory: Path, seed: int = 0, tokenizer_dir: Path | None =
 def build_tiny_conv_clip(directory: Path, seed: int = 0) -> Path:
     """A tiny random ``ConvClipModel`` directory (searchclip's convolutional CLIP family): the
     tiny tokenizer, a two-stage ResNet image tower and the tiny CLIP's text tower."""
-    from searchclip.encoders.conv_clip import ConvClipConfig, ConvClipModel
+    from searchclip._encoders.conv_clip import ConvClipConfig, ConvClipModel
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

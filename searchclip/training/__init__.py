@@ -1,7 +1,7 @@
 """Training CLIP-style models contrastively, as the CLIP paper does (``transformers.CLIPModel``
 or searchclip's ``ConvClipModel``).
 
-With ``searchclip.encoders``, the only package that imports torch and transformers, and only
+With ``searchclip._encoders``, the only package that imports torch and transformers, and only
 when used: nothing imports it eagerly, and its names load on first access.
 
 - ``loss``: the symmetric CLIP objective (``clip_loss``);
@@ -9,7 +9,7 @@ when used: nothing imports it eagerly, and its names load on first access.
   batch sources;
 - ``tokenizer``: a CLIP-format BPE tokenizer built from scratch for a caption vocabulary;
 - ``shapes_data`` / ``tiny_model``: the bundled shapes model, trained on generated scenes
-  (its search quality is measured by ``searchclip.quality``).
+  (its search quality is measured by ``searchclip._quality``).
 
 ``python -m searchclip.training`` retrains the bundled model from scratch.
 """

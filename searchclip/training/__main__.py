@@ -1,7 +1,7 @@
 """Retrain the bundled shapes CLIP from scratch: ``python -m searchclip.training``.
 
 Trains with a fixed seed, saves the model directory, measures it on held-out scenes of both
-renderers through the real index, query and tagging code (``searchclip.quality``), prints the
+renderers through the real index, query and tagging code (``searchclip._quality``), prints the
 figures and writes them, with the exact command, to TRAINING.md and metrics.json in the
 directory.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from searchclip.quality import RENDERERS, measure_shapes_quality, measure_tagging_quality
+from searchclip._quality import RENDERERS, measure_shapes_quality, measure_tagging_quality
 from searchclip.training.tiny_model import DEFAULT_ARCHITECTURE, train_shapes_model
 
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "shapes-clip"
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _key(name: str, renderer: str) -> str:
-    """metrics.json's keys: ``metrics`` / ``tagging`` for searchclip.scenes, with ``_other``
+    """metrics.json's keys: ``metrics`` / ``tagging`` for searchclip._scenes, with ``_other``
     for the other renderer."""
     return name if renderer == "scenes" else f"{name}_{renderer}"
 
@@ -134,9 +134,10 @@ def _write_notes(
     lines = [
         "# shapes-clip: how this model was trained",
         "",
-        "A small CLIP trained from scratch by searchclip on generated scenes (`searchclip.scenes`:",
-        "1-3 coloured shapes, 8 colours x 5 shapes, objects 25-50 % of the short side). Model",
-        "type `searchclip-conv-clip` (`searchclip.encoders.conv_clip.ConvClipModel`): a ResNet",
+        "A small CLIP trained from scratch by searchclip on generated scenes",
+        "(`searchclip._scenes`: 1-3 coloured shapes, 8 colours x 5 shapes, objects 25-50 % of the",
+        "short side). Model",
+        "type `searchclip-conv-clip` (`searchclip._encoders.conv_clip.ConvClipModel`): a ResNet",
         "image tower with a global max pool and CLIP's text transformer.",
         "",
         "## Command",
@@ -182,10 +183,10 @@ def _write_notes(
         f"Galleries of {held_out['gallery_size']} scenes (seed {held_out['seed']}) and "
         f"{held_out['singles']} single-object query scenes (seed {held_out['seed'] + 1}) from "
         "each renderer, indexed and searched with `SearchEngine` "
-        "(`searchclip.quality.measure_shapes_quality`); tagging on "
+        "(`searchclip._quality.measure_shapes_quality`); tagging on "
         f"{tagging['test_size']} test scenes, calibrated on {tagging['calibration_size']} others "
         "(`measure_tagging_quality`). `scenes` is the training renderer, `other` "
-        "`searchclip.scenes_other`, which draws the same vocabulary its own way.",
+        "`searchclip._scenes_other`, which draws the same vocabulary its own way.",
         "",
         "| measure | scenes | other |",
         "|---|---:|---:|",

@@ -1,4 +1,4 @@
-"""Training batches of generated shape scenes (``searchclip.scenes``).
+"""Training batches of generated shape scenes (``searchclip._scenes``).
 
 Design, for a 2-core CPU where every second spent drawing scenes is a second not spent
 training: a pool of scenes is rendered once, in parallel worker processes, and kept as the
@@ -14,7 +14,7 @@ Each batch holds, as texts:
 - one caption per image;
 - the 40 colour-shape pairs in one prompt template: "a photo of a <colour> <shape>" (the
   search prompt) in half the batches, else one of the tagging templates
-  (``searchclip.templates.DEFAULT_TEMPLATES``), so every image is contrasted with every pair
+  (``searchclip._templates.DEFAULT_TEMPLATES``), so every image is contrasted with every pair
   in the words it will be searched and tagged with;
 - for every scene of two or more objects, a caption with the colours swapped between its
   objects (same colours, same shapes, wrong binding): the hard negative that teaches "a red
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from searchclip import scenes
-from searchclip.templates import DEFAULT_TEMPLATES
+from searchclip import _scenes as scenes
+from searchclip._templates import DEFAULT_TEMPLATES
 from searchclip.training.trainer import Batch, tokenize
 
 PROMPT = "a photo of a {}"
@@ -108,7 +108,7 @@ def _render_chunk(job) -> tuple[np.ndarray, list[tuple[str, ...]], list[str]]:
 
 def _as_indexed_jpeg(image, quality: int, processor):
     """``image`` saved as a JPEG and decoded the way the indexer decodes files."""
-    from searchclip.images import decode_image
+    from searchclip._images import decode_image
 
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)

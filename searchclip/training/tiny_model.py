@@ -1,6 +1,6 @@
 """The bundled shapes model: its configuration, and training it from scratch on generated scenes.
 
-The model is a ``ConvClipModel`` (``searchclip.encoders.conv_clip``): a CLIP whose image tower
+The model is a ``ConvClipModel`` (``searchclip._encoders.conv_clip``): a CLIP whose image tower
 is a small ResNet with a global max pool, because a ViT trained from scratch on 2 CPU cores
 does not learn shape in any budget tried (docs/shapes-model-experiments.md). Sized to two
 constraints: retraining within 60 minutes on 2 CPU cores, and a saved directory under 5 MB
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from transformers import CLIPConfig, CLIPImageProcessorPil
 
-from searchclip.encoders.conv_clip import ConvClipConfig, ConvClipModel
-from searchclip.templates import DEFAULT_TEMPLATES
+from searchclip._encoders.conv_clip import ConvClipConfig, ConvClipModel
+from searchclip._templates import DEFAULT_TEMPLATES
 from searchclip.training.shapes_data import PROMPT, SceneBatches, render_pool
 from searchclip.training.tokenizer import build_tokenizer, caption_words, save_tokenizer
 from searchclip.training.trainer import TrainingResult, train_clip
@@ -63,7 +63,7 @@ CLIP_ARCHITECTURE = {
 def caption_vocabulary(samples: int = 4000) -> list[str]:
     """Every word the scene captions and the search prompts use, found by sampling the caption
     generator (seeded, so the vocabulary is fixed)."""
-    from searchclip import scenes
+    from searchclip import _scenes as scenes
 
     rng = random.Random(0)
     texts = [t.format(pair) for t in (PROMPT, *DEFAULT_TEMPLATES) for pair in scenes.PAIRS]
@@ -175,7 +175,7 @@ def train_shapes_model(
     progress: bool = True,
     **architecture,
 ) -> tuple[TrainingResult, dict]:
-    """Build, train on ``searchclip.scenes`` and save the shapes CLIP in ``out_dir``.
+    """Build, train on ``searchclip._scenes`` and save the shapes CLIP in ``out_dir``.
 
     Returns the training result and a summary of the run (settings, sizes, timings).
     """

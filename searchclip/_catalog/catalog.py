@@ -1,0 +1,438 @@
+"""SQLite catalog through SQLAlchemy 2.0: files, vectors, models, failures, settings.
+
+The catalog is the index's source of truth; the FAISS file is derived from the vectors stored
+here. Every change the indexer makes to one batch is applied in one transaction (``apply``), so
+an interrupted run loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import DatabaseError
+
+from searchclip._catalog import schema
+from searchclip._catalog.migrate import upgrade_to_head
+from searchclip._catalog.tags import TagStore
+from searchclip._errors import CatalogError
+from searchclip._results import FailedFile
+
+_GENERATION_KEY = "vectors_generation"
+_MODEL_KEY = "model"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    name: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """What the indexer learned about one file on disk."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class FileRecord(FileEntry):
+    """A file as the catalog holds it."""
+
+    id: int = 0
+
+
+@dataclass
+class CatalogChanges:
+    """One batch of indexing work, applied atomically by :meth:`Catalog.apply`.
+
+    - ``upserts``: files whose content is new at their path, with their vector (insert, or
+      replace the row and vector of the same path, keeping its id);
+    - ``restats``: files whose content is unchanged but whose path or stat changed (moved or
+      touched): the row is updated and its vector kept;
+    - ``removed``: ids of files that left the index;
+    - ``failures``: (path, reason) of files that could not be read;
+    - ``cleared_failures``: paths whose earlier failure no longer applies.
+    """
+
+    upserts: list[tuple[FileEntry, np.ndarray]] = field(default_factory=list)
+    restats: list[tuple[int, FileEntry]] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    cleared_failures: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any((self.upserts, self.restats, self.removed, self.failures, self.cleared_failures))
+
+
+def _on_connect(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling commits DDL implicitly, so a migration that failed
+    # half-way would leave tables behind; take over BEGIN ourselves (SQLAlchemy's documented
+    # recipe) so every migration and every batch is all-or-nothing.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # NORMAL sync in WAL mode is durable against a crash of the process (kill -9), the failure
+    # that matters for a batch-committing indexer. These settings last only for the connection.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # 64 MB of page cache (default 2 MB): a tagging run inserts hundreds of thousands of rows
+    # into the per-label index in random order, which thrashes a small cache.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _use_wal(engine: Engine) -> None:
+    """WAL lets queries read while an index run writes; set once, it persists in the file."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+
+class Catalog:
+    """An open catalog database (one per index directory)."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self._engine = engine
+        self.path = path
+        self.tags = TagStore(engine)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Catalog:
+        """Open (creating if missing) the catalog at ``path`` and upgrade it to Alembic head."""
+        path = Path(path)
+        # URL.create, not an f-string: a path with "?" or "%" must not be parsed as a URL.
+        engine = create_engine(URL.create("sqlite", database=str(path)))
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
+        try:
+            with engine.begin() as connection:
+                _check_is_catalog(connection, path)
+                upgrade_to_head(connection, where=str(path.parent))
+            _use_wal(engine)  # only once the file is known to be ours
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            engine.dispose()
+            raise CatalogError(
+                f"{path} is not a readable searchclip catalog ({_first_line(exc)})"
+            ) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, path)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- settings and model ------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        with self._engine.connect() as connection:
+            return connection.scalar(
+                select(schema.settings.c.value).where(schema.settings.c.key == key)
+            )
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._engine.begin() as connection:
+            _put_setting(connection, key, value)
+
+    def model(self) -> ModelRecord | None:
+        """The model this index was built with, or None for a new, empty index."""
+        name = self.get_setting(_MODEL_KEY)
+        if name is None:
+            return None
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(schema.models).where(schema.models.c.name == name)
+            ).one()
+        return ModelRecord(row.id, row.name, row.dim)
+
+    def set_model(self, name: str, dim: int) -> ModelRecord:
+        """Record the model of a new index."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(schema.models.c.id, schema.models.c.dim).where(schema.models.c.name == name)
+            ).first()
+            if row is None:
+                model_id = connection.execute(
+                    insert(schema.models).values(name=name, dim=dim, created_at=time.time())
+                ).inserted_primary_key[0]
+            elif row.dim != dim:
+                raise CatalogError(
+                    f"model {name} is recorded with {row.dim} dimensions but now has {dim}"
+                )
+            else:
+                model_id = row.id
+            _put_setting(connection, _MODEL_KEY, name)
+        return ModelRecord(model_id, name, dim)
+
+    def vectors_generation(self) -> int:
+        """A counter bumped by every change to the set of vectors (never by moves)."""
+        return int(self.get_setting(_GENERATION_KEY) or 0)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def count_files(self) -> int:
+        with self._engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(schema.files))
+
+    def has_files(self) -> bool:
+        """Whether any file is indexed: one row read, where count_files scans them all."""
+        with self._engine.connect() as connection:
+            return connection.scalar(select(schema.files.c.id).limit(1)) is not None
+
+    def files_under(self, root: str) -> dict[str, FileRecord]:
+        """Files whose path is ``root`` itself or lies inside the directory ``root``."""
+        column = schema.files.c.path
+        # A range on the unique path index: every path starting with "root/" sorts between
+        # "root/" and "root0" ('0' is the character after '/').
+        inside = (column >= root.rstrip("/") + "/") & (column < root.rstrip("/") + "0")
+        query = select(schema.files).where((column == root) | inside)
+        with self._engine.connect() as connection:
+            return {row.path: _file_record(row) for row in connection.execute(query)}
+
+    def content_hashes(self, model: ModelRecord) -> set[str]:
+        """Hashes of every content that already has a vector for ``model``."""
+        query = (
+            select(schema.files.c.content_hash)
+            .join(schema.vectors, schema.vectors.c.file_id == schema.files.c.id)
+            .where(schema.vectors.c.model_id == model.id)
+        )
+        with self._engine.connect() as connection:
+            return set(connection.scalars(query))
+
+    def find_by_hash(
+        self, content_hash: str, model: ModelRecord
+    ) -> tuple[FileRecord, np.ndarray] | None:
+        """A file with this content and its vector, so a copy or move need not be re-encoded."""
+        query = (
+            select(schema.files, schema.vectors.c.vector)
+            .join(schema.vectors, schema.vectors.c.file_id == schema.files.c.id)
+            .where(schema.files.c.content_hash == content_hash)
+            .where(schema.vectors.c.model_id == model.id)
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        return _file_record(row), np.frombuffer(row.vector, dtype="<f4").astype(np.float32)
+
+    def all_vectors(self, model: ModelRecord) -> tuple[np.ndarray, np.ndarray]:
+        """Every (id, vector) of ``model``, as int64 (n,) and float32 (n, dim) arrays."""
+        query = (
+            select(schema.vectors.c.file_id, schema.vectors.c.vector)
+            .where(schema.vectors.c.model_id == model.id)
+            .order_by(schema.vectors.c.file_id)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        blob = b"".join(row[1] for row in rows)
+        if len(blob) != len(rows) * model.dim * 4:
+            raise CatalogError(f"{self.path} holds vectors of the wrong length for {model.name}")
+        vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), model.dim)
+        return ids, vectors.astype(np.float32)
+
+    def file_by_path(self, path: str) -> FileRecord | None:
+        query = select(schema.files).where(schema.files.c.path == path)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _file_record(row)
+
+    def vectors_by_path(self, paths: Sequence[str], model: ModelRecord) -> dict[str, np.ndarray]:
+        """path → stored vector, for those of ``paths`` that are indexed."""
+        found: dict[str, np.ndarray] = {}
+        query = select(schema.files.c.path, schema.vectors.c.vector).join(
+            schema.vectors, schema.vectors.c.file_id == schema.files.c.id
+        )
+        with self._engine.connect() as connection:
+            for start in range(0, len(paths), 500):
+                chunk = list(paths[start : start + 500])
+                rows = connection.execute(
+                    query.where(schema.files.c.path.in_(chunk)).where(
+                        schema.vectors.c.model_id == model.id
+                    )
+                )
+                found.update((path, np.frombuffer(blob, dtype="<f4")) for path, blob in rows)
+        return found
+
+    def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRecord]:
+        ids = list(ids)
+        found: dict[int, FileRecord] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                query = select(schema.files).where(schema.files.c.id.in_(chunk))
+                found.update((row.id, _file_record(row)) for row in connection.execute(query))
+        return found
+
+    def failures(self, root: str | None = None) -> list[FailedFile]:
+        query = select(schema.failures.c.path, schema.failures.c.reason).order_by(
+            schema.failures.c.path
+        )
+        if root is not None:
+            column = schema.failures.c.path
+            prefix = root.rstrip("/")
+            query = query.where(
+                (column == root) | ((column >= prefix + "/") & (column < prefix + "0"))
+            )
+        with self._engine.connect() as connection:
+            return [FailedFile(path, reason) for path, reason in connection.execute(query)]
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def apply(self, changes: CatalogChanges, model: ModelRecord) -> list[int]:
+        """Apply one batch of changes in a single transaction; returns the ids of the upserted
+        files, in the order of ``changes.upserts``."""
+        if not changes:
+            return []
+        now = time.time()
+        with self._engine.begin() as connection:
+            _delete_files(connection, changes.removed)
+            for file_id, entry in changes.restats:
+                connection.execute(
+                    sql_update(schema.files)
+                    .where(schema.files.c.id == file_id)
+                    .values(**_entry_values(entry), indexed_at=now)
+                )
+            upserted = [
+                _upsert_file(connection, entry, vector, model, now)
+                for entry, vector in changes.upserts
+            ]
+            paths_done = [entry.path for entry, _ in changes.upserts]
+            paths_done += [entry.path for _, entry in changes.restats]
+            _delete_failures(connection, paths_done + changes.cleared_failures)
+            for path, reason in changes.failures:
+                connection.execute(
+                    schema.failures.insert()
+                    .prefix_with("OR REPLACE")
+                    .values(path=path, reason=reason, failed_at=now)
+                )
+            if changes.upserts or changes.removed:
+                generation = int(_get_setting(connection, _GENERATION_KEY) or 0) + 1
+                _put_setting(connection, _GENERATION_KEY, str(generation))
+        return upserted
+
+
+def _check_is_catalog(connection: Connection, path: Path) -> None:
+    """Refuse a SQLite file that holds some other application's tables."""
+    tables = {
+        name
+        for (name,) in connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    if tables and "alembic_version" not in tables:
+        raise CatalogError(f"{path} is a SQLite database, but not a searchclip catalog")
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).splitlines()[0] if str(original) else type(original).__name__
+
+
+def _get_setting(connection: Connection, key: str) -> str | None:
+    return connection.scalar(select(schema.settings.c.value).where(schema.settings.c.key == key))
+
+
+def _put_setting(connection: Connection, key: str, value: str) -> None:
+    connection.execute(
+        schema.settings.insert().prefix_with("OR REPLACE").values(key=key, value=value)
+    )
+
+
+def _entry_values(entry: FileEntry) -> dict:
+    return {
+        "path": entry.path,
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+        "content_hash": entry.content_hash,
+        "width": entry.width,
+        "height": entry.height,
+    }
+
+
+def _upsert_file(
+    connection: Connection, entry: FileEntry, vector: np.ndarray, model: ModelRecord, now: float
+) -> int:
+    values = _entry_values(entry)
+    file_id = connection.scalar(select(schema.files.c.id).where(schema.files.c.path == entry.path))
+    if file_id is None:
+        file_id = connection.execute(
+            insert(schema.files).values(**values, indexed_at=now)
+        ).inserted_primary_key[0]
+    else:
+        connection.execute(
+            sql_update(schema.files)
+            .where(schema.files.c.id == file_id)
+            .values(**values, indexed_at=now)
+        )
+        for table in (schema.tags, schema.tagged):  # new content: its tags must be re-scored
+            connection.execute(delete(table).where(table.c.file_id == file_id))
+    blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    if len(blob) != model.dim * 4:
+        raise ValueError(f"vector of length {len(blob) // 4}, expected {model.dim}")
+    connection.execute(
+        schema.vectors.insert()
+        .prefix_with("OR REPLACE")
+        .values(file_id=file_id, model_id=model.id, vector=blob)
+    )
+    return int(file_id)
+
+
+def _delete_files(connection: Connection, ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        connection.execute(delete(schema.vectors).where(schema.vectors.c.file_id.in_(chunk)))
+        connection.execute(delete(schema.files).where(schema.files.c.id.in_(chunk)))
+
+
+def _delete_failures(connection: Connection, paths: Sequence[str]) -> None:
+    for start in range(0, len(paths), 500):
+        chunk = list(paths[start : start + 500])
+        connection.execute(delete(schema.failures).where(schema.failures.c.path.in_(chunk)))
+
+
+def _file_record(row) -> FileRecord:
+    return FileRecord(
+        path=row.path,
+        size=row.size,
+        mtime_ns=row.mtime_ns,
+        content_hash=row.content_hash,
+        width=row.width,
+        height=row.height,
+        id=row.id,
+    )
+
+
+__all__ = [
+    "Catalog",
+    "CatalogChanges",
+    "FileEntry",
+    "FileRecord",
+    "ModelRecord",
+]

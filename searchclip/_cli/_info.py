@@ -1,0 +1,37 @@
+"""`searchclip info`: what an index holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from searchclip._cli._common import IndexOption, open_engine
+
+
+def info(
+    index: IndexOption = None,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List the files that could not be indexed.")
+    ] = False,
+) -> None:
+    """Show what an index holds: its model, image count and failures."""
+    with open_engine(index, create=False) as engine:
+        summary = engine.info()
+        failed = engine.failures() if failures else []
+    # the precision goes on the model line: scripts read the first three lines as the counts
+    typer.echo(
+        f"model:    {summary.model} ({summary.dim} dimensions; images in {summary.precision})"
+    )
+    typer.echo(f"images:   {summary.files}")
+    typer.echo(f"failures: {summary.failures}")
+    for vocabulary in summary.vocabularies:
+        calibrated = (
+            f", {vocabulary.calibrated_labels} calibrated" if vocabulary.calibrated_labels else ""
+        )
+        typer.echo(
+            f"tags:     {vocabulary.name}: {vocabulary.labels} labels, "
+            f"{vocabulary.tagged_images} images tagged{calibrated}"
+        )
+    for failure in failed:
+        typer.echo(f"  {failure.path}: {failure.reason}")

@@ -1,0 +1,114 @@
+"""The encoder seam: images and texts in, float32 L2-normalised vectors out.
+
+Subclasses implement three small hooks (``preprocess``, ``_embed_pixels``, ``_embed_texts``);
+batching, normalisation and sanity checks live here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from searchclip._errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class Encoder(ABC):
+    """Turns images and texts into comparable unit vectors.
+
+    ``model_id`` is what an index records (a Hugging Face id, or a local directory's absolute
+    path); ``dim`` the vector length; ``image_size`` the side of the square model input, which
+    lets decoders shrink large images early.
+    """
+
+    model_id: str
+    dim: int
+    image_size: int
+    batch_size: int = 32
+    image_precision: str = "fp32"  # see encoders/precision.py
+    # Where the encoder may keep files derived from its model (the int8 image tower): the
+    # engine sets its index directory. None: such files live in a temporary directory.
+    artifact_dir: Path | None = None
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One RGB image to the model's input, float32 (3, image_size, image_size).
+
+        Must be thread-safe: the indexer calls it on decoding threads.
+        """
+
+    @abstractmethod
+    def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """A batch (n, 3, s, s) of preprocessed images to raw embeddings (n, dim)."""
+
+    @abstractmethod
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        """A batch of texts to raw embeddings (n, dim)."""
+
+    def low_image_precisions(self) -> tuple[str, ...]:
+        """The image precisions besides fp32 that may be faster on this encoder's device
+        ("int8", "bf16"); ``auto`` tries each of them against fp32."""
+        return ()
+
+    def set_image_precision(self, precision: str) -> None:
+        """Encode images at ``precision`` from now on (fp32, or one of low_image_precisions)."""
+        if precision != "fp32" and precision not in self.low_image_precisions():
+            raise InvalidArgumentError(
+                f"this encoder cannot encode images in {precision} on its device; use fp32"
+            )
+        self.image_precision = precision
+
+    def _embed_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
+        """Like ``_embed_pixels`` at a given precision; encoders with a low one override this."""
+        if precision != "fp32":
+            raise InvalidArgumentError(f"this encoder cannot encode images in {precision}")
+        return self._embed_pixels(pixels)
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed images (n, 3, s, s) to unit vectors (n, dim), in batches."""
+        return self._batched(_checked_pixels(pixels), len(pixels), self._embed_pixels)
+
+    def encode_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
+        """``encode_pixels`` at ``precision``, leaving the encoder's own precision as it is."""
+        pixels = _checked_pixels(pixels)
+        return self._batched(pixels, len(pixels), lambda b: self._embed_pixels_at(b, precision))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """RGB images to unit vectors (n, dim)."""
+        if not images:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self.encode_pixels(np.stack([self.preprocess(image) for image in images]))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to unit vectors (n, dim)."""
+        texts = list(texts)
+        return self._batched(texts, len(texts), self._embed_texts)
+
+    def _batched(self, items, count: int, embed) -> np.ndarray:
+        if count == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        parts = [embed(items[i : i + self.batch_size]) for i in range(0, count, self.batch_size)]
+        return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)
+
+
+def _checked_pixels(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 4 or pixels.shape[1] != 3:
+        raise ValueError(f"expected pixels of shape (n, 3, s, s), got {pixels.shape}")
+    return pixels
+
+
+def normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """L2-normalise rows, refusing shapes or values that would corrupt an index."""
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"encoder returned shape {vectors.shape}, expected (n, {dim})")
+    if not np.isfinite(vectors).all():
+        raise ValueError("encoder returned non-finite values")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

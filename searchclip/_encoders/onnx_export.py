@@ -1,0 +1,315 @@
+"""Export parts of a loaded CLIP to ONNX next to an index.
+
+- the text tower (:mod:`.onnx_text`), so later text queries can skip torch entirely; checked
+  against torch before it is kept;
+- the image tower quantised to int8 (:mod:`.onnx_image`), for the ``int8`` image precision;
+  how far it agrees with fp32 is measured on the user's images when ``auto`` considers it.
+
+Runs where torch is already loaded (indexing, or a query that had to fall back to torch). Files
+are written in a staging directory and moved in with the sidecar last: a reader never sees a
+half-written export as current.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from searchclip._encoders import export_cache
+from searchclip._encoders.clip import ClipEncoder, _ImageTower, _line
+from searchclip._encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo, current_int8_export
+from searchclip._encoders.onnx_text import (
+    ONNX_FILE,
+    SIDECAR_FILE,
+    TEXT_INT8_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    OnnxTextEncoder,
+    TextExportInfo,
+    current_text_export,
+)
+from searchclip._errors import ModelLoadError
+
+OPSET = 17
+MIN_AGREEMENT = 0.999  # cosine between the export's and torch's vectors on the check texts
+CHECK_TEXTS = [
+    "a photo of a dog",
+    "A Red Car parked by the old harbour, at dusk; people walking past!",
+    "x",
+]
+# Queries and tagging prompts of every shape, for the int8 text tower's agreement with torch.
+INT8_CHECK_TEXTS = [
+    *CHECK_TEXTS,
+    "a long caption " * 40,  # truncated to the model's length
+    "dog on beach",
+    "a bad photo of a bicycle.",
+    "a photo of the large traffic light.",
+    "an origami cat",
+    "a sculpture of a person",
+    "birthday party with a chocolate cake and candles",
+    "sunset over the mountains, Lake Tahoe 2019",
+    "Crème brûlée in Zürich",
+    "IMG_2043",
+    "a blurry photo of my grandmother's kitchen",
+    "two children playing football in the snow",
+    "a screenshot of a spreadsheet",
+    "a close-up photo of a red apple on a wooden table",
+    "night",
+    "a black and white photo of the Eiffel Tower",
+]
+
+
+class _TextTower(torch.nn.Module):
+    """CLIP's text transformer + text projection: token ids in, ``text_embeds`` out."""
+
+    def __init__(self, clip) -> None:
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def export_text_encoder(
+    encoder: ClipEncoder, directory: Path, *, int8: bool = False
+) -> TextExportInfo:
+    """Write ``encoder``'s text tower, tokenizer and sidecar into ``directory``; with ``int8``
+    (for int8 indexes) also the tower quantised to int8 and its measured agreement.
+
+    Raises ModelLoadError if the model cannot be exported or the export disagrees with torch,
+    OSError if the directory cannot be written.
+    """
+    directory = Path(directory)
+    cache = export_cache.entry_dir(encoder.export_key, "text-int8" if int8 else "text")
+    with _staging(directory, "text") as staging:
+        info = _cached_text_export(encoder, cache, staging)
+        if info is None:
+            info = _export_text(encoder, staging, int8=int8)
+            export_cache.store(staging, _text_files(info), cache)
+        (directory / SIDECAR_FILE).unlink(missing_ok=True)  # the old export stops being current
+        for name in _text_files(info):  # the sidecar last
+            os.replace(staging / name, directory / name)
+    return info
+
+
+def _export_text(encoder: ClipEncoder, staging: Path, *, int8: bool) -> TextExportInfo:
+    backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelLoadError(f"the tokenizer of {encoder.model_id} has no tokenizer.json form")
+    info = TextExportInfo(
+        model_id=encoder.model_id,
+        dim=encoder.dim,
+        max_length=encoder.max_text_length,
+        pad_id=int(encoder.tokenizer.pad_token_id),
+    )
+    backend.save(str(staging / TOKENIZER_FILE))
+    _export_onnx(
+        encoder,
+        _TextTower(encoder.model),
+        _tokens(encoder, CHECK_TEXTS),
+        staging / ONNX_FILE,
+        {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+        "text_embeds",
+    )
+    _move_weights_out(staging / ONNX_FILE)
+    _check_agreement(encoder, staging, info)
+    if int8:
+        info = _add_int8_text_tower(encoder, staging, info)
+    info.write(staging)
+    return info
+
+
+def _text_files(info: TextExportInfo) -> list[str]:
+    """The files of a text export, its sidecar last."""
+    names = [WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE]
+    names += [TEXT_INT8_FILE] if info.int8_min_cosine is not None else []
+    return [*names, SIDECAR_FILE]
+
+
+def _cached_text_export(encoder: ClipEncoder, cache: Path | None, staging: Path):
+    """The cached text export of ``encoder``'s model, copied into ``staging``; None if none."""
+    info = current_text_export(cache, encoder.model_id, encoder.dim) if cache else None
+    if info is None or not export_cache.fetch(cache, _text_files(info), staging):
+        return None
+    return info
+
+
+def _add_int8_text_tower(encoder: ClipEncoder, staging: Path, info: TextExportInfo):
+    """Quantise the exported text tower to int8 and record how far it agrees with torch on
+    varied prompts; int8 indexes use it for text only where that agreement meets the bound.
+    Best effort: without it, text queries run the fp32 export."""
+    try:
+        # Per output channel: closer to torch for the text tower (0.99943 against 0.99923 on
+        # ViT-B/32's random weights).
+        _quantize(staging / ONNX_FILE, staging / TEXT_INT8_FILE, per_channel=True)
+        exported = OnnxTextEncoder(staging, info, int8=True).encode_texts(INT8_CHECK_TEXTS)
+    except Exception:
+        (staging / TEXT_INT8_FILE).unlink(missing_ok=True)
+        return info
+    with torch.no_grad():
+        reference = encoder.encode_texts(INT8_CHECK_TEXTS)
+    agreement = float(np.min(np.sum(exported * reference, axis=1)))
+    return dataclasses.replace(info, int8_min_cosine=round(agreement, 6))
+
+
+def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageExportInfo) -> Path:
+    """Write ``encoder``'s image tower, quantised to int8, and its sidecar into ``directory``.
+
+    Raises ModelLoadError if the model cannot be exported, OSError if the directory cannot be
+    written.
+    """
+    directory = Path(directory)
+    cache = export_cache.entry_dir(encoder.export_key, "image-int8")
+    names = (INT8_ONNX_FILE, info.FILE)  # the sidecar last
+    with _staging(directory, "image") as staging:
+        cached = cache is not None and current_int8_export(cache, info) is not None
+        if not (cached and export_cache.fetch(cache, names, staging)):
+            _export_int8_image(encoder, staging)
+            info.write(staging)
+            export_cache.store(staging, names, cache)
+        (directory / info.FILE).unlink(missing_ok=True)
+        for name in names:
+            os.replace(staging / name, directory / name)
+    return directory / INT8_ONNX_FILE
+
+
+def _export_int8_image(encoder: ClipEncoder, staging: Path) -> None:
+    model = encoder.model
+    tower = _ImageTower(model.vision_model, model.visual_projection)
+    example = torch.zeros(2, 3, encoder.image_size, encoder.image_size)
+    fp32_path = staging / "image-encoder-fp32.onnx"
+    _export_onnx(
+        encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
+    )
+    try:
+        # One weight scale per tensor: as fast as per channel, quantised in 0.5 s instead of
+        # 6.5 s (ViT-B/32), and closer to fp32 at the tail on a trained tiny CLIP (worst of 256
+        # scenes 0.99968 against 0.99891; docs/benchmarks.md).
+        _quantize(fp32_path, staging / INT8_ONNX_FILE, per_channel=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _staging(directory: Path, kind: str) -> Iterator[Path]:
+    """A private directory inside ``directory`` for files being written; removed afterwards."""
+    staging = directory / f".{kind}-export-{os.getpid()}"
+    staging.mkdir(exist_ok=True)
+    try:
+        yield staging
+    finally:
+        for leftover in staging.glob("*"):
+            leftover.unlink()
+        staging.rmdir()
+
+
+def _quantize(source: Path, target: Path, *, per_channel: bool) -> None:
+    """ONNX Runtime dynamic quantisation: int8 weights (one scale per tensor, or per output
+    channel), activations quantised on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it logs advice about pre-processing the graph
+    try:
+        quantize_dynamic(source, target, per_channel=per_channel, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, output: str) -> None:
+    """Trace ``module`` (a part of ``encoder``'s model) on ``inputs`` into an ONNX graph whose
+    inputs vary along ``input_axes`` and whose one output, ``output``, has a batch axis."""
+    # The TorchScript exporter (dynamo=False) needs only the onnx package; eager attention keeps
+    # the traced graph free of shape-specialised fast paths. Traced on CPU, run on CPU.
+    clip = encoder.model
+    previous = _attention_implementations(clip.config)
+    try:
+        clip.to("cpu")
+        clip.set_attn_implementation("eager")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python-level branches
+            torch.onnx.export(
+                module.eval(),
+                inputs,
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(input_axes),
+                output_names=[output],
+                dynamic_axes={**input_axes, output: {0: "batch"}},
+            )
+    except Exception as exc:
+        part = "text" if output == "text_embeds" else "image"
+        raise ModelLoadError(
+            f"cannot export the {part} encoder of {encoder.model_id} to ONNX: {_line(exc)}"
+        ) from exc
+    finally:
+        clip.set_attn_implementation(previous)
+        clip.to(encoder.device)
+
+
+def _attention_implementations(config) -> dict:
+    """The attention implementation of a model and of each sub-model, in the form
+    ``set_attn_implementation`` takes back: restoring one string for all would ask sub-models
+    without attention (a ResNet image tower) for an implementation they refuse."""
+    found = {"": config._attn_implementation}
+    for key in config.sub_configs:
+        sub = getattr(config, key, None)
+        if sub is not None:
+            found[key] = _attention_implementations(sub)
+    return found
+
+
+def _move_weights_out(path: Path) -> None:
+    """Store the weights in WEIGHTS_FILE next to the graph (ONNX external data)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    (path.parent / WEIGHTS_FILE).unlink(missing_ok=True)  # onnx appends to an existing file
+    onnx.save_model(
+        graph,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
+    shutil.copymode(path, path.parent / WEIGHTS_FILE)  # onnx writes it 0600; index files are not
+
+
+def _tokens(encoder: ClipEncoder, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = encoder.tokenizer(
+        texts,
+        padding=True,
+        truncation=True,
+        max_length=encoder.max_text_length,
+        return_tensors="pt",
+    )
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def _check_agreement(encoder: ClipEncoder, directory: Path, info: TextExportInfo) -> None:
+    """Refuse an export whose vectors differ from torch's (a tracing bug, an odd tokenizer)."""
+    texts = [*CHECK_TEXTS, "a long caption " * 40]  # truncated to the model's length
+    exported = OnnxTextEncoder(directory, info).encode_texts(texts)
+    with torch.no_grad():
+        reference = encoder.encode_texts(texts)
+    agreement = float(np.min(np.sum(exported * reference, axis=1)))
+    if agreement < MIN_AGREEMENT:
+        raise ModelLoadError(
+            f"the ONNX export of {encoder.model_id} disagrees with torch "
+            f"(cosine {agreement:.5f} < {MIN_AGREEMENT}); text queries keep using torch"
+        )

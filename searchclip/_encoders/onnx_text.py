@@ -1,0 +1,134 @@
+"""CLIP's text tower through ONNX Runtime: text queries without importing torch or transformers.
+
+An index directory may hold an export of its model's text tower (written by
+:mod:`searchclip._encoders.onnx_export` while torch is loaded anyway):
+
+    text-encoder.onnx    the graph: input_ids, attention_mask (int64, batch x tokens) -> text_embeds
+    text-encoder.weights its weights as ONNX external data (onnxruntime maps them rather than
+                         parsing them out of the graph file: half the session start-up time)
+    tokenizer.json       the model's own tokenizer, for the ``tokenizers`` library
+    text-encoder-int8.onnx  the same graph quantised to int8 (a quarter of the weights to read
+                         per query), for int8 indexes; optional
+    text-encoder.json    what it was exported from (model, dim, max length, pad id) and how far
+                         the int8 graph agrees with torch (min cosine on varied prompts); written
+                         last
+
+The export is used only when the sidecar names the index's model, so a stale one never answers.
+This module imports onnxruntime and tokenizers lazily, and never torch or transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from searchclip._encoders.base import normalize
+from searchclip._encoders.onnx_common import Sidecar, open_session
+from searchclip._encoders.precision import MIN_COSINE
+
+ONNX_FILE = "text-encoder.onnx"
+WEIGHTS_FILE = "text-encoder.weights"
+TOKENIZER_FILE = "tokenizer.json"
+SIDECAR_FILE = "text-encoder.json"
+TEXT_INT8_FILE = "text-encoder-int8.onnx"
+EXPORT_FORMAT = 2  # bump when the files' meaning changes: older exports are then stale
+
+
+@dataclass(frozen=True)
+class TextExportInfo(Sidecar):
+    """The sidecar: which model an export was made from, and how to tokenize for it."""
+
+    FILE = SIDECAR_FILE
+
+    model_id: str
+    dim: int
+    max_length: int
+    pad_id: int
+    format: int = EXPORT_FORMAT
+    int8_min_cosine: float | None = None  # None: no int8 graph
+
+    @property
+    def int8_agrees(self) -> bool:
+        return self.int8_min_cosine is not None and self.int8_min_cosine >= MIN_COSINE
+
+
+def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportInfo | None:
+    """The export in ``directory`` if it is complete and made from ``model_id``; else None."""
+    info = TextExportInfo.read(directory)
+    if info is None or (info.model_id, info.dim, info.format) != (model_id, dim, EXPORT_FORMAT):
+        return None
+    if not all((directory / name).is_file() for name in (ONNX_FILE, WEIGHTS_FILE, TOKENIZER_FILE)):
+        return None
+    return info
+
+
+class ClipTextTokenizer:
+    """CLIP tokenization from a ``tokenizer.json``: its normalizer lower-cases, its post-processor
+    adds BOS/EOS; here texts are truncated to the model's length and padded to the longest text
+    of the batch only (padding to the full length would double the model's work)."""
+
+    def __init__(self, path: Path, max_length: int, pad_id: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+        self._pad_id = pad_id
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``input_ids`` and ``attention_mask``, int64 arrays of shape (n, longest)."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        longest = max(len(encoding.ids) for encoding in encodings)
+        ids = np.full((len(encodings), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), longest), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        return ids, mask
+
+
+class OnnxTextEncoder:
+    """Texts to unit vectors with an exported text tower; same vectors as the torch encoder."""
+
+    def __init__(
+        self, directory: Path, info: TextExportInfo, batch_size: int = 32, int8: bool = False
+    ) -> None:
+        self.model_id = info.model_id
+        self.dim = info.dim
+        self.batch_size = batch_size
+        self.int8 = int8
+        self._tokenize = ClipTextTokenizer(directory / TOKENIZER_FILE, info.max_length, info.pad_id)
+        self._session = open_session(directory / (TEXT_INT8_FILE if int8 else ONNX_FILE))
+
+    @classmethod
+    def load(
+        cls, directory: Path, model_id: str, dim: int, *, int8: bool = False
+    ) -> OnnxTextEncoder | None:
+        """The encoder for the export in ``directory``; None unless it is current for the model.
+        ``int8`` asks for the int8 graph, used where its recorded agreement meets the bound."""
+        info = current_text_export(directory, model_id, dim)
+        if info is None:
+            return None
+        try:
+            if int8 and info.int8_agrees and (directory / TEXT_INT8_FILE).is_file():
+                with contextlib.suppress(Exception):  # damaged: the fp32 graph still answers
+                    return cls(directory, info, int8=True)
+            return cls(directory, info)
+        except Exception:  # a damaged file (onnxruntime and tokenizers have no common error)
+            return None
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to unit vectors (n, dim)."""
+        texts = list(texts)
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            ids, mask = self._tokenize(texts[start : start + self.batch_size])
+            feed = {"input_ids": ids, "attention_mask": mask}
+            parts.append(self._session.run(["text_embeds"], feed)[0])
+        return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)

@@ -1,0 +1,275 @@
+"""Finding image files on disk and decoding them into RGB pictures.
+
+Everything a bad file can do (vanish, be unreadable, lie about its format, be truncated, claim
+billions of pixels) ends here as :class:`~searchclip._errors.ImageReadError` with a short reason
+that the indexer records per file, so one bad photo never stops an indexing run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from searchclip._errors import ImageReadError, InvalidArgumentError
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+)
+DEFAULT_MAX_PIXELS: int = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own hard limit, ~179 MP
+DEFAULT_MAX_FILE_BYTES: int = 512 * 2**20
+
+# Our explicit ``max_pixels`` check replaces Pillow's warning; a process-wide filter (rather
+# than ``warnings.catch_warnings`` per call) because that context manager is not thread-safe
+# and images are decoded on loader threads. Pillow's MAX_IMAGE_PIXELS itself stays untouched.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+_ORIENTATION_TAG = 0x0112
+_WHITE = (255, 255, 255)
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P"})  # composited via convert("RGBA")
+_PREMULTIPLIED_MODES = frozenset({"La", "RGBa"})
+_DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A candidate image file: the (mtime, size) pair lets the indexer skip unchanged files."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What :func:`scan` found: usable files sorted by path, and entries it could not use."""
+
+    files: list[FileStat]
+    failures: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB picture plus the full-resolution size, which draft decoding may not preserve."""
+
+    image: Image.Image
+    width: int
+    height: int
+
+
+def is_image_name(name: str) -> bool:
+    """True for a visible file name with an image suffix (hidden and macOS ``._x`` excluded)."""
+    if name.startswith("."):  # also covers the "._x" AppleDouble files macOS leaves behind
+        return False
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def scan(root: str | os.PathLike[str]) -> ScanResult:
+    """Find the image files under ``root`` (or ``root`` itself when it is a file).
+
+    Symlinked directories are not followed (no cycles, no escaping the tree), but symlinked
+    files are candidates. A bad entry becomes a failure; it never aborts the scan.
+    """
+    top = os.path.abspath(os.fspath(root))
+    if not os.path.exists(top):
+        raise InvalidArgumentError(f"{root} does not exist")
+    files: list[FileStat] = []
+    failures: list[tuple[str, str]] = []
+    if not os.path.isdir(top):
+        # An explicitly named file only needs an image suffix to be a candidate.
+        candidates = [top] if os.path.splitext(top)[1].lower() in IMAGE_SUFFIXES else []
+    else:
+        candidates = []
+
+        def on_error(err: OSError) -> None:
+            reason = (
+                "permission denied: cannot list directory"
+                if isinstance(err, PermissionError)
+                else _os_reason(err)
+            )
+            failures.append((os.path.abspath(err.filename or top), reason))
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=on_error, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            candidates.extend(os.path.join(dirpath, n) for n in filenames if is_image_name(n))
+    for path in candidates:
+        found = _stat_file(path)
+        if isinstance(found, FileStat):
+            files.append(found)
+        else:
+            failures.append((path, found))
+    files.sort(key=lambda f: f.path)
+    failures.sort()
+    return ScanResult(files=files, failures=failures)
+
+
+def _stat_file(path: str) -> FileStat | str:
+    """Stat one candidate (following symlinks): its FileStat, or the reason it is unusable."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.islink(path) else "file not found"
+    except PermissionError:
+        return "permission denied"
+    except OSError as err:
+        return _os_reason(err)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO named x.jpg would block the reader forever
+        return "not a regular file"
+    return FileStat(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def read_bytes(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """Read a whole file, refusing empty files and files above ``max_file_bytes``.
+
+    Reading the bytes once lets the caller both hash them and decode them.
+    """
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            raise ImageReadError("not a regular file")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_file_bytes:
+                raise ImageReadError(_too_large_file(size, max_file_bytes))
+            data = f.read(max_file_bytes + 1)  # the file may have grown since fstat
+    except FileNotFoundError:
+        raise ImageReadError("file not found") from None
+    except PermissionError:
+        raise ImageReadError("permission denied") from None
+    except OSError as err:
+        raise ImageReadError(_os_reason(err)) from None
+    if not data:
+        raise ImageReadError("empty file")
+    if len(data) > max_file_bytes:
+        raise ImageReadError(_too_large_file(len(data), max_file_bytes))
+    return data
+
+
+def content_hash(data: bytes) -> str:
+    """A 128-bit BLAKE2b digest: identifies moved and duplicate files without re-encoding."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def decode_image(
+    data: bytes, *, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
+    """Decode ``data`` into an upright RGB image (first frame of animations).
+
+    The pixel count is checked from the header before any pixel is decoded, so a tiny file that
+    claims a huge canvas costs nothing. With ``min_side``, JPEGs are decoded by libjpeg at a
+    reduced scale whose short side stays >= ``min_side``: the model resizes to that anyway.
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image (unrecognised format)") from None
+    except Image.DecompressionBombError:  # above Pillow's own limit, which hides the size
+        raise ImageReadError(
+            f"image too large: exceeds Pillow's limit of {DEFAULT_MAX_PIXELS / 1e6:.4g} "
+            "megapixels (decompression-bomb guard)"
+        ) from None
+    except Exception:
+        raise ImageReadError("truncated or corrupt image data") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageReadError(_too_many_pixels(width, height, max_pixels))
+    try:
+        if min_side is not None and img.format == "JPEG":
+            img.draft("RGB", (min_side, min_side))
+        img.load()
+        img, turned = _upright(img)
+        rgb = _to_rgb(img)
+    except Image.DecompressionBombError:
+        raise ImageReadError(_too_many_pixels(width, height, max_pixels)) from None
+    except Exception:
+        raise ImageReadError("truncated or corrupt image data") from None
+    if turned:
+        width, height = height, width
+    return DecodedImage(image=rgb, width=width, height=height)
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    min_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedImage:
+    """Read and decode one file; the :class:`ImageReadError` names the file."""
+    path_s = os.fspath(path)
+    try:
+        return decode_image(read_bytes(path_s), min_side=min_side, max_pixels=max_pixels)
+    except ImageReadError as err:
+        raise ImageReadError(err.reason, path_s) from None
+
+
+def _upright(img: Image.Image) -> tuple[Image.Image, bool]:
+    """Apply the EXIF orientation; also says whether the picture turned by 90 degrees.
+
+    A broken EXIF block leaves the picture as stored rather than rejecting a good photo.
+    """
+    try:
+        orientation = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        if orientation not in (2, 3, 4, 5, 6, 7, 8):
+            return img, False
+        return ImageOps.exif_transpose(img), orientation >= 5
+    except Exception:
+        return img, False
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any mode to RGB as a viewer would show it (transparency over white)."""
+    mode = img.mode
+    if mode in _DEEP_MODES:
+        return Image.fromarray(_deep_to_uint8(np.asarray(img), mode)).convert("RGB")
+    if mode in _PREMULTIPLIED_MODES:
+        arr = np.asarray(img).astype(np.int32)
+        colour, alpha = arr[..., :-1], arr[..., -1:]
+        out = np.clip(colour + (255 - alpha), 0, 255).astype(np.uint8)  # premultiplied "over"
+        return Image.fromarray(out if out.shape[-1] == 3 else out[..., 0]).convert("RGB")
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        if mode == "P" and "transparency" not in img.info and img.palette.mode != "RGBA":
+            return img.convert("RGB")
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img if mode == "RGB" else img.convert("RGB")
+
+
+def _deep_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
+    """Scale 16/32-bit and float pixels by their real range (plain convert clips to white)."""
+    values = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(values.max()) if values.size else 0.0
+    if mode.startswith("I;16") or (mode == "I" and top <= 65535):
+        scaled = np.clip(values, 0, 65535) / 257.0
+    elif mode == "F" and top <= 1.0:
+        scaled = np.clip(values, 0, 1) * 255.0
+    else:
+        scaled = np.clip(values, 0, 255)
+    return np.round(scaled).astype(np.uint8)
+
+
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"image too large: {width}x{height} pixels exceeds the limit of "
+        f"{max_pixels / 1e6:.4g} megapixels (decompression-bomb guard)"
+    )
+
+
+def _too_large_file(size: int, limit: int) -> str:
+    return f"file too large: {_mb(size)} MB exceeds the {_mb(limit)} MB limit"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f}".removesuffix(".0")
+
+
+def _os_reason(err: OSError) -> str:
+    """A short lower-case reason from an OSError ("is a directory", "input/output error")."""
+    return (err.strerror or str(err) or type(err).__name__).lower()

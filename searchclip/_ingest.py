@@ -1,0 +1,320 @@
+"""The ingest pipeline: scan → plan → read and decode (threads) → encode (batches) → commit.
+
+Planning compares the scan with the catalog by (size, mtime): unchanged files are never read.
+Every other file is read once on a worker thread, which hashes its bytes; content the catalog
+already holds (a moved, renamed, copied or merely touched file) reuses its stored vector, and
+only new content is decoded and goes through the model. Each batch is committed in one
+transaction, so an interrupted run loses at most the batch in flight. Files that vanished and
+were not found again under another name are removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from searchclip import _images as images
+from searchclip._catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
+from searchclip._encoders import Encoder
+from searchclip._errors import ImageReadError
+from searchclip._results import FailedFile, IndexReport
+
+EncodePixels = Callable[[Encoder, np.ndarray], np.ndarray]
+# Told after each committed batch: ids whose vector is new or replaced, those vectors, and ids
+# whose vector is gone (the engine keeps its vector index in step without a rebuild).
+VectorsChanged = Callable[[list[int], list[np.ndarray], list[int]], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    batch_size: int = 32
+    workers: int = min(4, os.cpu_count() or 1)
+    progress: bool = False
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A file as a worker thread left it: hashed, and decoded when its content is new."""
+
+    stat: images.FileStat
+    record: FileRecord | None
+    content_hash: str = ""
+    pixels: np.ndarray | None = None
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
+class _LazyEncoder:
+    """Loads the model on first use, so runs that encode nothing never pay for it."""
+
+    def __init__(self, load: Callable[[], Encoder]) -> None:
+        self._load = load
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = self._load()
+            return self._encoder
+
+
+class _Run:
+    """The state of one index run over one root."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        model: ModelRecord,
+        encoder: _LazyEncoder,
+        options: IngestOptions,
+        encode: EncodePixels,
+        vectors_changed: VectorsChanged | None,
+    ) -> None:
+        self.catalog = catalog
+        self.encode = encode
+        self.vectors_changed = vectors_changed
+        self.model = model
+        self.encoder = encoder
+        self.options = options
+        self.counts = dict.fromkeys(("new", "updated", "moved", "unchanged", "removed"), 0)
+        self.encoded = 0
+        self.failures: list[FailedFile] = []
+        self.changes = CatalogChanges()
+        self.pending_items = 0
+        self.to_encode: list[tuple[FileEntry, np.ndarray, str]] = []  # entry, pixels, kind
+        self.reusable: set[str] = set()  # content hashes with a committed vector
+        self.vanished: dict[str, list[FileRecord]] = {}
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def plan(self, root: str) -> list[tuple[images.FileStat, FileRecord | None]]:
+        scan = images.scan(root)
+        known = self.catalog.files_under(root)
+        seen = {stat.path for stat in scan.files}
+        todo = []
+        for stat in scan.files:
+            if not _storable(stat.path):
+                self._fail(stat.path, "file name is not valid UTF-8: rename the file to index it")
+                continue
+            record = known.get(stat.path)
+            if record and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
+                self.counts["unchanged"] += 1
+            else:
+                todo.append((stat, record))
+        for path, record in known.items():
+            if path not in seen:
+                self.vanished.setdefault(record.content_hash, []).append(record)
+        for path, reason in scan.failures:
+            self._fail(path, reason)
+        self.reusable = self.catalog.content_hashes(self.model) if todo else set()
+        return todo
+
+    # --- worker side (runs on decoding threads) ------------------------------------------------
+
+    def prepare(self, stat: images.FileStat, record: FileRecord | None) -> _Prepared:
+        try:
+            data = images.read_bytes(stat.path)
+        except ImageReadError as exc:
+            return _Prepared(stat, record, error=exc.reason)
+        digest = images.content_hash(data)
+        if (record and record.content_hash == digest) or digest in self.reusable:
+            return _Prepared(stat, record, digest)
+        return self._decode(stat, record, data, digest)
+
+    def _decode(self, stat, record, data: bytes, digest: str) -> _Prepared:
+        encoder = self.encoder.get()  # outside the try: a model that cannot load stops the run
+        try:
+            decoded = images.decode_image(
+                data, min_side=encoder.image_size, max_pixels=self.options.max_pixels
+            )
+            pixels = encoder.preprocess(decoded.image)
+        except ImageReadError as exc:
+            return _Prepared(stat, record, digest, error=exc.reason)
+        except Exception as exc:  # one odd file (MemoryError included) must never end the run
+            return _Prepared(stat, record, digest, error=f"cannot decode: {exc!r}"[:300])
+        return _Prepared(stat, record, digest, pixels, decoded.width, decoded.height)
+
+    # --- main thread ---------------------------------------------------------------------------
+
+    def handle(self, item: _Prepared) -> None:
+        stat, record = item.stat, item.record
+        if item.error is not None:
+            self._fail(stat.path, item.error, record)
+        elif record and record.content_hash == item.content_hash:
+            self.changes.restats.append((record.id, _entry(stat, item.content_hash, record)))
+            self.counts["unchanged"] += 1  # touched: same content, new mtime
+        elif record is None and self._claim_move(item):
+            self.counts["moved"] += 1
+        else:
+            self._add_content(item, "updated" if record else "new")
+        self.pending_items += 1
+        if self.pending_items >= self.options.batch_size:
+            self.flush()
+
+    def _claim_move(self, item: _Prepared) -> bool:
+        candidates = self.vanished.get(item.content_hash)
+        if not candidates:
+            return False
+        source = candidates.pop()
+        self.changes.restats.append((source.id, _entry(item.stat, item.content_hash, source)))
+        return True
+
+    def _add_content(self, item: _Prepared, kind: str) -> None:
+        reused = None
+        if item.pixels is None:  # the worker saw this content in the catalog: copy its vector
+            reused = self.catalog.find_by_hash(item.content_hash, self.model)
+        if reused is not None:
+            source, vector = reused
+            entry = _entry(item.stat, item.content_hash, source)
+            self.changes.upserts.append((entry, vector))
+            self.counts[kind] += 1
+            return
+        if item.pixels is None:  # the stored copy went away since the worker looked: decode now
+            item = self._decode_now(item)
+            if item.error is not None:
+                self._fail(item.stat.path, item.error, item.record)
+                return
+        entry = FileEntry(
+            item.stat.path,
+            item.stat.size,
+            item.stat.mtime_ns,
+            item.content_hash,
+            item.width,
+            item.height,
+        )
+        self.to_encode.append((entry, item.pixels, kind))
+
+    def _decode_now(self, item: _Prepared) -> _Prepared:
+        try:
+            data = images.read_bytes(item.stat.path)
+        except ImageReadError as exc:
+            return _Prepared(item.stat, item.record, error=exc.reason)
+        return self._decode(item.stat, item.record, data, item.content_hash)
+
+    def _fail(self, path: str, reason: str, record: FileRecord | None = None) -> None:
+        path = _printable(path)
+        self.failures.append(FailedFile(path, reason))
+        self.changes.failures.append((path, reason))
+        if record is not None:  # its stored vector describes content that is no longer there
+            self.changes.removed.append(record.id)
+
+    def flush(self) -> None:
+        if self.to_encode:
+            pixels = np.stack([pixels for _, pixels, _ in self.to_encode])
+            vectors = self.encode(self.encoder.get(), pixels)
+            for (entry, _, kind), vector in zip(self.to_encode, vectors, strict=True):
+                self.changes.upserts.append((entry, vector))
+                self.counts[kind] += 1
+            self.encoded += len(self.to_encode)
+        upserted = self.catalog.apply(self.changes, self.model)
+        if self.vectors_changed and (upserted or self.changes.removed):
+            vectors = [vector for _, vector in self.changes.upserts]
+            self.vectors_changed(upserted, vectors, list(self.changes.removed))
+        self.reusable.update(entry.content_hash for entry, _ in self.changes.upserts)
+        self.changes, self.to_encode, self.pending_items = CatalogChanges(), [], 0
+
+    def sweep(self, root: str) -> None:
+        """Remove what vanished and was not found elsewhere; forget failures that are gone."""
+        removed = [record.id for records in self.vanished.values() for record in records]
+        failed_now = {failure.path for failure in self.failures}
+        stale = [f.path for f in self.catalog.failures(root) if f.path not in failed_now]
+        self.changes.removed.extend(removed)
+        self.changes.cleared_failures.extend(stale)
+        self.counts["removed"] += len(removed)
+        self.flush()
+
+
+def index_path(
+    root: str | os.PathLike,
+    catalog: Catalog,
+    model: ModelRecord,
+    load_encoder: Callable[[], Encoder],
+    options: IngestOptions | None = None,
+    encode: EncodePixels | None = None,
+    vectors_changed: VectorsChanged | None = None,
+) -> IndexReport:
+    """Bring the catalog up to date with the images under ``root``.
+
+    ``encode(encoder, pixels)`` turns each batch into vectors (default: ``encode_pixels``); the
+    engine passes its own to choose the image precision on the first batch.
+    ``vectors_changed`` is told what each committed batch did to the vectors.
+    """
+    options = options or IngestOptions()
+    started = time.monotonic()
+    root = os.path.abspath(os.fspath(root))
+    encode = encode or (lambda encoder, pixels: encoder.encode_pixels(pixels))
+    run = _Run(catalog, model, _LazyEncoder(load_encoder), options, encode, vectors_changed)
+    todo = run.plan(root)
+    with tqdm(
+        total=len(todo),
+        unit="img",
+        desc="indexing",
+        file=sys.stderr,
+        disable=not options.progress or not todo,
+        dynamic_ncols=True,
+    ) as bar:
+        with ThreadPoolExecutor(options.workers, thread_name_prefix="searchclip-decode") as pool:
+            try:
+                window = options.batch_size * 2  # bounded prefetch: two batches ahead
+                for item in _in_order(pool, run.prepare, todo, window):
+                    run.handle(item)
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        run.flush()
+    run.sweep(root)
+    return IndexReport(
+        **run.counts,
+        failed=len(run.failures),
+        encoded=run.encoded,
+        elapsed_s=time.monotonic() - started,
+        failures=tuple(run.failures),
+    )
+
+
+def _storable(path: str) -> bool:
+    """False for names with bytes that are not UTF-8 (Python keeps them as lone surrogates),
+    which the catalog's TEXT columns cannot hold."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """``path`` with any undecodable bytes shown as U+FFFD, for reports and the failure list."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def _entry(stat: images.FileStat, content_hash: str, like: FileEntry) -> FileEntry:
+    """An entry for ``stat`` whose content (and so dimensions) equals that of ``like``."""
+    return FileEntry(stat.path, stat.size, stat.mtime_ns, content_hash, like.width, like.height)
+
+
+def _in_order(pool: ThreadPoolExecutor, work, items: Iterable[tuple], window: int) -> Iterator:
+    """Results of ``work(*item)`` in input order, keeping at most ``window`` in flight."""
+    pending: deque = deque()
+    iterator = iter(items)
+    for item in iterator:
+        pending.append(pool.submit(work, *item))
+        if len(pending) >= window:
+            break
+    while pending:
+        result = pending.popleft().result()
+        next_item = next(iterator, None)
+        if next_item is not None:
+            pending.append(pool.submit(work, *next_item))
+        yield result

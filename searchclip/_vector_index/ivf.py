@@ -1,0 +1,198 @@
+"""Approximate search for large collections: a FAISS inverted-file index (IVF) over fp16 vectors.
+
+k-means splits the vectors into ``nlist`` lists (~4 per square root of the collection); a query
+scans the lists whose centroids score best against it. Chosen over an HNSW graph because text
+queries lie away from every image vector (CLIP's modality gap) and a graph walk from such a
+query misses far more than a scan of the best lists does: on a trained tiny CLIP's 200k scene
+embeddings, text queries got recall@10 0.91 from HNSW at 4x its usual efSearch, and 0.96 from
+IVF scanning 1/8 of the lists in 0.3 ms (0.99 at 1/4); on 1M CLIP-like 512-d vectors IVF
+gave text queries 0.997 (7.5 ms) and image queries 0.982 (2.0 ms), built in ~70 s instead of
+400-500 s (docs/benchmarks.md).
+
+Removal is exact (``remove_ids``): no tombstones. The centroids are trained on the vectors of
+the first ``add``; once the collection has grown ``RETRAIN_GROWTH`` times past them it reports
+itself ``outgrown`` and the engine rebuilds it from the catalog. The file is a small header,
+then the index in FAISS's own format (ids included).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from searchclip._vector_index.base import (
+    FileHeader,
+    VectorIndex,
+    VectorIndexFileError,
+    import_faiss,
+)
+
+LISTS_PER_SQRT = 4  # nlist = 4 sqrt(n): 4,000 lists of ~250 vectors at 1M
+TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centroid)
+SCAN_SHARE = 1 / 32  # of the lists, for an image query: recall@10 0.98 at 1M (125 of 4,000)
+FAR_WIDENING = 4  # text queries scan 4x as many lists (1/8): recall@10 0.997 at 1M
+MIN_PROBE = 8
+RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
+
+# The header's count: vectors the centroids were trained on.
+_HEADER = FileHeader(b"searchclip-ivf\n", 1, "IVF")
+_SEED = 1234  # the k-means sample and initialisation: the same vectors give the same index
+
+
+def is_ivf_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` starts like a file written by :meth:`IVFIndex.save`."""
+    return _HEADER.matches(path)
+
+
+class IVFIndex(VectorIndex):
+    """Approximate inner-product search (``IndexIVFScalarQuantizer``, fp16) with catalog ids.
+
+    ``scan_share`` is the share of lists an image query scans (text queries, ``far=True``,
+    ``FAR_WIDENING`` times as many): it trades speed for recall.
+    """
+
+    def __init__(self, dim: int, *, scan_share: float = SCAN_SHARE) -> None:
+        super().__init__(dim)
+        self.scan_share = scan_share
+        self._index: Any = None  # made and trained by the first add
+        self._trained_on = 0
+        self._ids: np.ndarray | None = None  # all ids, gathered on demand
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], dim: int) -> IVFIndex:
+        """Read an index written by :meth:`save`; any defect raises VectorIndexFileError."""
+        faiss = import_faiss()
+        name = os.fspath(path)
+        try:
+            with open(path, "rb") as f:
+                trained_on = _HEADER.read(f, dim, name)
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read)) if trained_on else None
+                trailing = f.read(1)
+        except OSError as err:
+            raise VectorIndexFileError(f"cannot read {name}: {err.strerror}") from None
+        except RuntimeError as err:  # FAISS's reader: truncated or corrupt data
+            raise VectorIndexFileError(f"{name} holds a damaged index: {err}") from None
+        if trailing:
+            raise VectorIndexFileError(f"{name} has trailing data")
+        if index is not None and (
+            not isinstance(index, faiss.IndexIVFScalarQuantizer)
+            or index.metric_type != faiss.METRIC_INNER_PRODUCT
+            or index.d != dim
+            or not index.is_trained
+        ):
+            raise VectorIndexFileError(f"{name} does not hold a {dim}-d inner-product IVF index")
+        loaded = cls(dim)
+        loaded._index, loaded._trained_on = index, trained_on
+        return loaded
+
+    @property
+    def ntotal(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    @property
+    def nlist(self) -> int:
+        return 0 if self._index is None else int(self._index.nlist)
+
+    @property
+    def outgrown(self) -> bool:
+        return self.ntotal > RETRAIN_GROWTH * self._trained_on
+
+    def ids(self) -> np.ndarray:
+        if self._ids is None:
+            self._ids = _all_ids(self._index) if self._index is not None else np.empty(0, np.int64)
+        return self._ids
+
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._index is None:
+            self._index = _trained_index(self.dim, vectors)
+            self._trained_on = len(vectors)
+        self._index.add_with_ids(vectors, ids)
+        self._ids = None
+
+    def _remove(self, ids: np.ndarray) -> int:
+        if self._index is None:
+            return 0
+        faiss = import_faiss()
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        if removed:
+            self._ids = None
+        return removed
+
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        faiss = import_faiss()
+        nlist = self.nlist
+        nprobe = max(MIN_PROBE, math.ceil(nlist * self.scan_share * (FAR_WIDENING if far else 1)))
+        selector = _bitmap = None
+        if allowed is not None:
+            # A filter keeping a share of the vectors: scan 1/share as many lists, to meet as
+            # many allowed vectors as an unfiltered search meets vectors (every list, for small
+            # filters: then the search is exact). The bitmap must outlive the search.
+            nprobe = math.ceil(nprobe * self.ntotal / max(len(allowed), 1))
+            selector, _bitmap = _selector(allowed, self.ntotal)
+        nprobe = min(nprobe, nlist)
+        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+        scores, ids = self._index.search(queries, k, params=params)
+        if (ids < 0).any() and nprobe < nlist:  # the scanned lists held fewer than k: all of them
+            params = faiss.SearchParametersIVF(nprobe=nlist, sel=selector)
+            scores, ids = self._index.search(queries, k, params=params)
+        return scores, ids
+
+    def _write(self, file: BinaryIO) -> None:
+        faiss = import_faiss()
+        _HEADER.write(file, self.dim, self._trained_on)
+        if self._index is not None:  # else: empty and untrained, the header says it all
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(file.write))
+
+
+def _trained_index(dim: int, vectors: np.ndarray) -> Any:
+    """An empty IVF index whose centroids are trained on (a sample of) ``vectors``."""
+    faiss = import_faiss()
+    nlist = max(1, min(len(vectors), round(LISTS_PER_SQRT * math.sqrt(len(vectors)))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, False
+    )  # by_residual False: fp16 of the vectors themselves is exact enough, and faster to scan
+    index.cp.seed = _SEED
+    index.cp.spherical = True  # unit-length centroids, as the vectors are
+    index.cp.min_points_per_centroid = 1  # small collections (tests): no warning on stderr
+    index.own_fields = True
+    quantizer.this.disown()  # the index owns and frees its quantizer
+    if len(vectors) > TRAIN_PER_LIST * nlist:  # k-means on a sample
+        rows = np.random.default_rng(_SEED).choice(len(vectors), TRAIN_PER_LIST * nlist, False)
+        vectors = vectors[np.sort(rows)]
+    index.train(vectors)
+    return index
+
+
+def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
+    """A FAISS selector for ``allowed`` (sorted, unique ids) and the bitmap it points into.
+
+    A bitmap indexed by id: one bit test per scanned vector. FAISS's IDSelectorBatch (a hash
+    set) made filtered searches at 1M vectors 5-10x slower than unfiltered ones. Catalog ids
+    grow from 1, so the bitmap is ~count/8 bytes; absurdly large ids fall back to the set."""
+    faiss = import_faiss()
+    size = int(allowed[-1]) + 1 if len(allowed) else 0
+    if size > 64 * max(count, len(allowed)) + (1 << 20):
+        return faiss.IDSelectorBatch(allowed), None
+    bitmap = np.zeros((size + 7) // 8, np.uint8)
+    octets = allowed >> 3
+    starts = np.flatnonzero(np.r_[True, octets[1:] != octets[:-1]])
+    bits = np.left_shift(1, allowed & 7).astype(np.uint8)
+    bitmap[octets[starts]] = np.bitwise_or.reduceat(bits, starts)
+    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: bytes
+
+
+def _all_ids(index: Any) -> np.ndarray:
+    faiss = import_faiss()
+    lists = index.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+        for i in range(index.nlist)
+        if lists.list_size(i)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)

@@ -1,5 +1,0 @@
-"""The catalog: the only place in searchclip that issues SQL."""
-
-from searchclip.catalog.catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
-
-__all__ = ["Catalog", "CatalogChanges", "FileEntry", "FileRecord", "ModelRecord"]
