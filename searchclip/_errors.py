@@ -1,73 +1,150 @@
 """The one exception tree of searchclip.
 
-Every error a user can cause or meet derives from :class:`SearchclipError`; its message is a
-complete sentence that says what happened and, where there is one, what to do. The CLI turns
-these into a one-line message and a non-zero exit code in exactly one place (``cli.py``).
+Every error a caller can cause or meet derives from :class:`SearchclipError`. Its message is a
+complete, library-neutral sentence that says what happened; the attributes carry the context
+(which index, which model, which file, which value), so a caller can react without parsing
+text. The CLI adds its own hints ("omit --model ...") and turns these into one line and exit
+code 1 in exactly one place (``searchclip._cli._common``).
 
     SearchclipError
-    ├── IndexNotFoundError      no index at the given directory
-    ├── EmptyIndexError         the index holds no images yet
-    ├── IndexBusyError          another process is writing to the index
-    ├── ModelMismatchError      the index was built with another model
-    ├── PrecisionMismatchError  the index was built at another image precision
-    ├── SchemaTooNewError       the index was written by a newer searchclip
-    ├── CatalogError            the catalog file is unreadable or not a searchclip catalog
-    ├── ModelLoadError          the CLIP model could not be loaded
-    ├── ImageReadError          an image cannot be read (also recorded per file while indexing)
-    └── InvalidArgumentError    an argument is out of range (k <= 0, both text and image, ...)
+    ├── IndexStateError             the index cannot serve this call as it stands  (.index_dir)
+    │   ├── IndexNotFoundError      no index at the given directory
+    │   ├── EmptyIndexError         the index holds no images yet
+    │   ├── IndexBusyError          another process is writing to the index
+    │   └── SchemaTooNewError       the index was written by a newer searchclip
+    ├── ModelError                  about the model  (.model)
+    │   ├── ModelLoadError          the model could not be loaded
+    │   ├── ModelMismatchError      the index was built with another model  (.recorded)
+    │   ├── PrecisionMismatchError  the index was encoded at another precision  (.recorded)
+    │   └── MissingExtraError       an optional part is not installed  (.extra; an ImportError)
+    ├── FileError                   a file cannot be used  (.path)
+    │   ├── CatalogError            the catalog is unreadable or not a searchclip catalog
+    │   └── ImageReadError          an image cannot be read (also recorded per file when indexing)
+    └── InputError                  a value passed in is wrong  (.value)
+        └── InvalidArgumentError    out of range, empty, or contradictory (also a ValueError)
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 
 class SearchclipError(Exception):
     """Base class of every error searchclip raises on purpose."""
 
 
-class IndexNotFoundError(SearchclipError):
+class IndexStateError(SearchclipError):
+    """The index, as it stands, cannot serve the call. ``index_dir`` is the index's directory."""
+
+    def __init__(self, message: str, *, index_dir: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.index_dir = os.fspath(index_dir) if index_dir is not None else None
+
+
+class IndexNotFoundError(IndexStateError):
     """No index exists at the directory given."""
 
 
-class EmptyIndexError(SearchclipError):
+class EmptyIndexError(IndexStateError):
     """The index exists but holds no images."""
 
 
-class IndexBusyError(SearchclipError):
+class IndexBusyError(IndexStateError):
     """Another process holds the index's write lock."""
 
 
-class ModelMismatchError(SearchclipError):
-    """The index was built with a different model than the one asked for."""
-
-
-class PrecisionMismatchError(SearchclipError):
-    """The index's images were encoded at a different precision than the one asked for."""
-
-
-class SchemaTooNewError(SearchclipError):
+class SchemaTooNewError(IndexStateError):
     """The catalog was written by a newer schema than this searchclip knows."""
 
 
-class CatalogError(SearchclipError):
+class ModelError(SearchclipError):
+    """Something about the model. ``model`` is the model's id or directory, when known."""
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class ModelLoadError(ModelError):
+    """The model (weights, tokenizer or processor) could not be loaded."""
+
+
+class ModelMismatchError(ModelError):
+    """The index was built with another model than the one asked for: ``recorded`` is the
+    index's, ``model`` the one asked for."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        recorded: str | None = None,
+        index_dir: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__(message, model=model)
+        self.recorded = recorded
+        self.index_dir = os.fspath(index_dir) if index_dir is not None else None
+
+
+class PrecisionMismatchError(ModelError):
+    """The index's images were encoded at another precision than the one asked for:
+    ``recorded`` is the index's, ``requested`` the one asked for."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        requested: str | None = None,
+        recorded: str | None = None,
+        index_dir: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.recorded = recorded
+        self.index_dir = os.fspath(index_dir) if index_dir is not None else None
+
+
+class MissingExtraError(ModelError, ImportError):
+    """An optional part of searchclip is not installed; ``extra`` names what to install
+    (``pip install 'searchclip[extra]'``)."""
+
+    def __init__(self, message: str, *, extra: str, model: str | None = None) -> None:
+        ModelError.__init__(self, message, model=model)
+        self.extra = extra
+
+
+class FileError(SearchclipError):
+    """A file cannot be used. ``path`` is the file, when known."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path) if path is not None else None
+
+
+class CatalogError(FileError):
     """The catalog database cannot be opened or is not a searchclip catalog."""
 
 
-class ModelLoadError(SearchclipError):
-    """The CLIP model (weights, tokenizer or processor) could not be loaded."""
-
-
-class ImageReadError(SearchclipError):
+class ImageReadError(FileError):
     """An image file cannot be read or decoded.
 
-    ``reason`` is the short, user-facing cause ("not an image", "truncated image data", ...)
-    that the indexer records in the catalog; ``path`` is the file, when known.
+    ``reason`` is the short cause ("not an image", "truncated image data", ...) that the
+    indexer records in the catalog; ``path`` is the file, when known.
     """
 
     def __init__(self, reason: str, path: str | None = None) -> None:
+        super().__init__(f"cannot read image {path}: {reason}" if path else reason, path=path)
         self.reason = reason
-        self.path = path
-        super().__init__(f"cannot read image {path}: {reason}" if path else reason)
 
 
-class InvalidArgumentError(SearchclipError):
-    """An argument is out of its allowed range."""
+class InputError(SearchclipError):
+    """A value passed in is wrong. ``value`` is that value, when there is one."""
+
+    def __init__(self, message: str, *, value: Any = None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class InvalidArgumentError(InputError, ValueError):
+    """An argument is out of range, empty, or contradicts another one."""
