@@ -1,55 +1,54 @@
-"""SearchEngine: the library's front door. The CLI is a thin layer over it.
+"""SearchEngine: the library's front door. The CLI and other interfaces are thin layers over it.
 
 An index is one directory: ``catalog.sqlite`` (the source of truth), ``vectors-<gen>.faiss``
 (the search structure, derived from the catalog's vectors: see :mod:`searchclip._vector_store`)
-and the ONNX exports of its model (:mod:`searchclip._encoders`).
+and the ONNX exports of its model (see :mod:`searchclip._encoder_session`).
+
+Threads: one SearchEngine may be shared by threads for searching (``search``, ``search_image``,
+``search_vector``, ``images_with_tag``, ``tags``, ``info``), also while one of them runs
+``index`` or ``tag``. Writers are one per index: a second ``index`` or ``tag`` run, from any
+thread or process, raises IndexBusyError while one is going.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import warnings
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from searchclip import _images as images
-from searchclip._catalog import Catalog, ModelRecord
-from searchclip._encoders import DEFAULT_MODEL, Encoder, load_encoder, resolve_model_name
-from searchclip._encoders.precision import INT8
+from searchclip._catalog import Catalog, IndexState, ModelRecord
+from searchclip._encoder_session import EncoderSession, IndexImageEncoding
+from searchclip._encoders import DEFAULT_MODEL, Encoder, resolve_model_name
 from searchclip._errors import (
     EmptyIndexError,
-    IndexBusyError,
-    IndexNotFoundError,
+    FileError,
     InvalidArgumentError,
     ModelMismatchError,
-    SearchclipError,
 )
+from searchclip._index_dir import IndexDirectory
 from searchclip._index_precision import IndexPrecision
-from searchclip._ingest import IngestOptions, index_path
-from searchclip._results import FailedFile, IndexInfo, IndexReport, SearchHit, VocabularyInfo
+from searchclip._ingest import BatchCommitted, IngestListeners, IngestOptions, index_path
+from searchclip._results import (
+    FailedFile,
+    IndexInfo,
+    IndexProgress,
+    IndexReport,
+    SearchHit,
+    VocabularyInfo,
+)
+from searchclip._search import Searcher
 from searchclip._vector_store import VectorStore
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from searchclip._encoders.onnx_text import OnnxTextEncoder
     from searchclip._tagging import Tag, Tagger, TagReport
-    from searchclip._vector_index import VectorIndex
-
-CATALOG_FILE = "catalog.sqlite"
-LOCK_FILE = "write.lock"
-INDEX_ENV_VAR = "SEARCHCLIP_INDEX"
-DEFAULT_INDEX_DIR = Path("indexes") / "default"
-
-
-def default_index_dir() -> Path:
-    """``$SEARCHCLIP_INDEX`` if set, else ``./indexes/default``."""
-    return Path(os.environ.get(INDEX_ENV_VAR) or DEFAULT_INDEX_DIR)
 
 
 class SearchEngine:
@@ -60,14 +59,21 @@ class SearchEngine:
     ...     hits = engine.search("dog on the beach", k=5)
 
     ``model`` is needed only to create an index (default: CLIP ViT-B/32); an existing index
-    always uses the model it was built with, and naming another one raises ModelMismatchError.
-    ``encoder`` injects a ready :class:`~searchclip._encoders.Encoder` instead of loading one.
-    ``create=False`` refuses to create a missing index (what queries want).
+    always uses the model it was built with. ``encoder`` injects a ready
+    :class:`~searchclip.Encoder` instead of loading one (e.g. :class:`~searchclip.FakeEncoder`
+    in tests). ``create=False`` refuses to create a missing index (what queries want).
     ``precision`` is how images are encoded: ``fp32``, ``bf16``, ``int8`` or ``auto`` (the
     default for a new index: the fastest on this machine of those whose vectors of the first
-    images agree with fp32's, cosine >= 0.999); an index keeps its precision, and naming another
-    one raises PrecisionMismatchError. Derived model files (the text tower's ONNX export, the
-    int8 image tower) are kept in the index directory.
+    images agree with fp32's); an index keeps its precision. Derived model files (the text
+    tower's ONNX export, the int8 image tower) are kept in the index directory.
+
+    Raises:
+        InvalidArgumentError: ``batch_size`` < 1, or an unknown ``precision``.
+        IndexNotFoundError: no index at ``index_dir`` and ``create=False``.
+        CatalogError: the catalog is not a readable searchclip catalog.
+        SchemaTooNewError: the index was written by a newer searchclip.
+        ModelMismatchError: the index was built with another model than ``model``.
+        PrecisionMismatchError: the index holds images encoded at another ``precision``.
     """
 
     def __init__(
@@ -81,64 +87,44 @@ class SearchEngine:
         encoder: Encoder | None = None,
         precision: str | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise InvalidArgumentError(f"batch size must be at least 1, got {batch_size}")
-        self.index_dir = Path(index_dir if index_dir is not None else default_index_dir())
-        self.index_dir = self.index_dir.expanduser().absolute()
-        catalog_path = self.index_dir / CATALOG_FILE
-        # What this engine creates, so that closing it before anything was indexed (the model
-        # would not load, say) leaves no blank index behind.
-        self._created: list[Path] = []
-        if not catalog_path.is_file():
-            if not create:
-                raise IndexNotFoundError(
-                    f"no index at {self.index_dir}; create one with "
-                    f"`searchclip index PATH --index {self.index_dir}`"
-                )
-            missing = [d for d in (self.index_dir, *self.index_dir.parents) if not d.exists()]
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            self._created = [catalog_path, *missing]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError(
+                f"batch size must be at least 1, got {batch_size!r}", value=batch_size
+            )
+        self._directory = IndexDirectory(index_dir, create=create)
+        self.index_dir = self._directory.path
         wanted = encoder.model_id if encoder else model
         self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
-        self._device = device
         self._batch_size = batch_size
-        self._encoder = encoder
-        self._encoder_injected = encoder is not None
-        self._onnx_text_encoder: OnnxTextEncoder | None = None
-        self._text_export_tried = False
-        self._catalog = Catalog.open(catalog_path)
-        self._vectors = VectorStore(self.index_dir, self._catalog)
+        self._catalog = Catalog.open(self._directory.catalog)
         try:
-            self._model = self._check_model(wanted)
-            self._precision = IndexPrecision(self._catalog, precision, self.index_dir)
-            if encoder is not None:
-                self._precision.apply_to(encoder)
+            self._state = self._catalog.state()
+            self._check_model(wanted)
+            self._precision = IndexPrecision(self._catalog, self._state, precision, self.index_dir)
         except BaseException:
             self.close()
             raise
+        self._vectors = VectorStore(self.index_dir, self._catalog)
+        self._encoders = EncoderSession(
+            self.index_dir,
+            self.model_name,
+            self._precision,
+            device=device,
+            batch_size=batch_size,
+            injected=encoder,
+        )
+        self._searcher = Searcher(self._catalog, self._vectors, self.tagger)
+        self._state_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        blank = bool(self._created) and self._catalog.model() is None
+        """Close the catalog; an index this engine created and never recorded a model in is
+        removed again, so a failed first run leaves no blank index behind."""
+        blank = bool(self._directory.created) and self._catalog.state().model is None
         self._catalog.close()
         if blank:
-            self._remove_blank_index()
-
-    def _remove_blank_index(self) -> None:
-        """Remove the index this engine created if nothing was ever recorded in it: its catalog
-        and lock file, then the directories it made, each only while empty."""
-        catalog, *directories = self._created
-        names = [catalog.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
-        for name in [*names, LOCK_FILE]:
-            with contextlib.suppress(OSError):
-                (self.index_dir / name).unlink(missing_ok=True)
-        for directory in directories:  # deepest first
-            try:
-                directory.rmdir()
-            except OSError:  # not empty (someone else's files), or not ours to remove
-                break
-        self._created = []
+            self._directory.remove_created()
 
     def __enter__(self) -> SearchEngine:
         return self
@@ -146,60 +132,51 @@ class SearchEngine:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    # --- model ---------------------------------------------------------------------------------
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def _model(self) -> ModelRecord | None:
+        return self._state.model
+
+    def _fresh_state(self) -> IndexState:
+        """The state as of now: re-read (one transaction) only when another writer changed the
+        vectors since it was read, which one small read tells."""
+        state = self._state
+        if state.model is None or self._catalog.vectors_generation() != state.generation:
+            with self._state_lock:
+                state = self._state = self._catalog.state()
+        return state
 
     @property
     def model_name(self) -> str:
         """The model this index uses (recorded, or the one it will be created with)."""
         return self._model.name if self._model is not None else self._requested_model
 
-    def _check_model(self, wanted: str | None) -> ModelRecord | None:
-        """The recorded model; asking for another one by name is an error."""
-        recorded = self._catalog.model()
-        if recorded is not None and wanted and self._requested_model != recorded.name:
-            raise ModelMismatchError(
-                f"the index at {self.index_dir} was built with model {recorded.name!r}, not "
-                f"{self._requested_model!r}; omit --model to use the index's own model, "
-                "or choose another --index for the new model"
-            )
-        return recorded
-
-    def encoder(self) -> Encoder:
-        """The index's encoder, loaded on first use: for an int8 index with current ONNX
-        exports, those (a fraction of a second); else CLIP through torch (seconds)."""
-        if self._encoder is None:
-            encoder = self._onnx_encoder()
-            if encoder is None:
-                encoder = load_encoder(
-                    self.model_name, device=self._device, batch_size=self._batch_size
-                )
-                encoder.artifact_dir = self.index_dir
-            self._precision.apply_to(encoder)
-            self._encoder = encoder
-        return self._encoder
-
-    def _onnx_encoder(self) -> Encoder | None:
-        if self._model is None or self.precision != INT8:
-            return None
-        from searchclip._encoders.onnx_clip import OnnxClipEncoder
-
-        encoder = OnnxClipEncoder.load(
-            self.index_dir, self._model.name, self._model.dim, text=self._onnx_text_encoder
-        )
-        if encoder is not None:  # text queries share its text encoder: one session, not two
-            self._onnx_text_encoder = encoder.text
-        return encoder
-
     @property
     def precision(self) -> str:
         """How this index encodes images: fp32, bf16, int8, or auto until its first images."""
         return self._precision.current
 
-    def _ensure_model_recorded(self) -> ModelRecord:
-        if self._model is None:
-            encoder = self.encoder()
-            self._model = self._catalog.set_model(encoder.model_id, encoder.dim)
-        return self._model
+    def _check_model(self, wanted: str | None) -> None:
+        recorded = self._state.model
+        if recorded is not None and wanted and self._requested_model != recorded.name:
+            raise ModelMismatchError(
+                f"the index at {self.index_dir} was built with model {recorded.name!r}, not "
+                f"{self._requested_model!r}",
+                model=self._requested_model,
+                recorded=recorded.name,
+                index_dir=self.index_dir,
+            )
+
+    def encoder(self) -> Encoder:
+        """The index's image encoder, loaded on first use: for an int8 index with current ONNX
+        exports, those (no torch); else the model through torch.
+
+        Raises:
+            ModelLoadError: the model cannot be loaded.
+            MissingExtraError: the model needs torch, which is not installed.
+        """
+        return self._encoders.image_encoder(self._model)
 
     # --- indexing ------------------------------------------------------------------------------
 
@@ -207,98 +184,66 @@ class SearchEngine:
         self,
         path: str | os.PathLike,
         *,
-        progress: bool = False,
         workers: int | None = None,
         max_pixels: int = images.DEFAULT_MAX_PIXELS,
+        on_progress: Callable[[IndexProgress], None] | None = None,
     ) -> IndexReport:
-        """Index the images under ``path`` (a folder, recursively, or one file); incremental."""
+        """Index the images under ``path`` (a folder, recursively, or one file); incremental.
+
+        ``on_progress`` is called after each file that needed reading (the CLI draws its bar
+        from it); the library itself prints nothing.
+
+        Raises:
+            FileError: ``path`` does not exist.
+            InvalidArgumentError: ``workers`` < 1 or ``max_pixels`` < 1.
+            IndexBusyError: another process or thread is writing to this index.
+            ModelLoadError, MissingExtraError: the model is needed and cannot be loaded.
+        """
+        root = Path(path).expanduser()
+        if not root.exists():
+            raise FileError(f"{root} does not exist", path=root)
+        for name, value in (("workers", workers), ("max_pixels", max_pixels)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidArgumentError(f"{name} must be at least 1, got {value!r}", value=value)
         options = IngestOptions(
             batch_size=self._batch_size,
-            progress=progress,
             max_pixels=max_pixels,
             **({"workers": workers} if workers else {}),
         )
-        with self._write_lock():
+        with self._directory.write_lock():
             model = self._ensure_model_recorded()
             self._precision.record()
-            root = Path(path).expanduser()
             changes = self._vectors.begin_changes()
+
+            def committed(batch: BatchCommitted) -> None:
+                changes.record(batch.upserted, batch.vectors, batch.removed)
+
             report = index_path(
                 root,
                 self._catalog,
                 model,
-                self.encoder,
+                IndexImageEncoding(self._encoders, self._precision, model),
                 options,
-                self._precision.encode,
-                changes.record,
+                IngestListeners(progress=on_progress, committed=committed),
             )
             if self._precision.chosen_now:  # said once: in the run that made the choice
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
                 self._precision.chosen_now = ""
             self._vectors.apply(changes, model)
-            if self._encoder is not None:  # only when torch is loaded anyway: never load it here
-                self._export_text_encoder()
+            with self._state_lock:
+                self._state = self._catalog.state()
+            self._encoders.export_text_encoder(model)  # only if torch is loaded anyway
         return report
 
-    @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """One writer per index: a second ``index`` run fails fast instead of interleaving."""
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; SQLite still serialises the writes
-            yield
-            return
-        with open(self.index_dir / LOCK_FILE, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise IndexBusyError(
-                    f"another searchclip process is indexing into {self.index_dir}; "
-                    "wait for it to finish"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    # --- the text encoder for queries ----------------------------------------------------------
-
-    def _text_encoder(self) -> Encoder | OnnxTextEncoder:
-        """What encodes query texts: an injected encoder, else the index's ONNX export of its
-        model's text tower (no torch: a cold query takes a fraction of a second), else the torch
-        encoder, which then writes the export for the next queries."""
-        if self._encoder_injected:
-            return self.encoder()
-        if self._onnx_text_encoder is None:
-            from searchclip._encoders.onnx_text import OnnxTextEncoder
-
-            self._onnx_text_encoder = OnnxTextEncoder.load(
-                self.index_dir, self.model_name, self._model.dim, int8=self.precision == INT8
-            )
-        if self._onnx_text_encoder is not None:
-            return self._onnx_text_encoder
-        encoder = self.encoder()
-        self._export_text_encoder()
-        return encoder
-
-    def _export_text_encoder(self) -> None:
-        """Export the loaded torch encoder's text tower next to the index unless a current export
-        is there. Best effort: a read-only index or a model that cannot be exported keeps
-        answering text queries with torch."""
-        from searchclip._encoders.onnx_text import current_text_export
-
-        if self._encoder_injected or self._model is None or self._text_export_tried:
-            return
-        self._text_export_tried = True  # once per engine: a failing export is not retried
-        if current_text_export(self.index_dir, self._model.name, self._model.dim) is not None:
-            return
-        from searchclip._encoders.onnx_export import export_text_encoder
-
-        try:
-            export_text_encoder(self.encoder(), self.index_dir, int8=self.precision == INT8)
-        except (OSError, SearchclipError) as exc:
-            warnings.warn(f"text queries will use torch: {exc}", RuntimeWarning, stacklevel=3)
-        self._onnx_text_encoder = None  # load the new export on the next text query
+    def _ensure_model_recorded(self) -> ModelRecord:
+        if self._model is None:
+            encoder = self.encoder()
+            record = self._catalog.set_model(encoder.model_id, encoder.dim)
+            with self._state_lock:
+                self._state = dataclasses.replace(self._state, model=record)
+        return self._model
 
     # --- searching -----------------------------------------------------------------------------
 
@@ -309,12 +254,17 @@ class SearchEngine:
 
         ``tags`` keeps only images carrying every one of those stored tags; ``not_tags`` drops
         images carrying any of them (see :meth:`tag`).
+
+        Raises:
+            InvalidArgumentError: ``text`` is empty or ``k`` < 1.
+            EmptyIndexError: the index holds no images yet.
         """
-        if not text or not text.strip():
-            raise InvalidArgumentError("the query text is empty")
-        self._check_searchable(k)
-        vector = self._text_encoder().encode_texts([text])[0]
-        return self._nearest(vector, k, tags, not_tags, far=True)  # text lies apart from images
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgumentError("the query text is empty", value=text)
+        state = self._searchable_state(k)
+        vector = self._encoders.text_encoder(state.model).encode_texts([text])[0]
+        query = self._query_row(vector, state)
+        return self._searcher.nearest(state, query, k, tags, not_tags, far=True)
 
     def search_image(
         self,
@@ -324,14 +274,22 @@ class SearchEngine:
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
     ) -> list[SearchHit]:
-        """The ``k`` images most similar to ``image`` (a path or a PIL image), best first."""
-        self._check_searchable(k)
+        """The ``k`` images most similar to ``image`` (a path or a PIL image), best first.
+
+        Raises:
+            InvalidArgumentError: ``k`` < 1.
+            EmptyIndexError: the index holds no images yet.
+            ImageReadError: ``image`` cannot be read.
+        """
+        state = self._searchable_state(k)
         if not hasattr(image, "mode"):
             image = images.load_image(Path(image).expanduser()).image
         elif image.mode != "RGB":
             image = image.convert("RGB")
         vector = self.encoder().encode_images([image])[0]
-        return self._nearest(vector, k, tags, not_tags)
+        return self._searcher.nearest(
+            state, self._query_row(vector, state), k, tags, not_tags, far=False
+        )
 
     def search_vector(
         self,
@@ -343,82 +301,55 @@ class SearchEngine:
         far: bool = False,
     ) -> list[SearchHit]:
         """The ``k`` images nearest to a query vector of the index's model. ``far=True`` for a
-        text vector: it lies apart from every image vector, and a large index searches wider."""
-        self._check_searchable(k)
-        return self._nearest(vector, k, tags, not_tags, far=far)
+        text vector: it lies apart from every image vector, and a large index searches wider.
 
-    def _nearest(
-        self,
-        vector: np.ndarray,
-        k: int,
-        tags: Sequence[str],
-        not_tags: Sequence[str],
-        *,
-        far: bool = False,
-    ) -> list[SearchHit]:
+        Raises:
+            InvalidArgumentError: ``k`` < 1, or ``vector`` has another length than the model's.
+            EmptyIndexError: the index holds no images yet.
+        """
+        state = self._searchable_state(k)
+        query = self._query_row(vector, state)
+        return self._searcher.nearest(state, query, k, tags, not_tags, far=far)
+
+    def _searchable_state(self, k: int) -> IndexState:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidArgumentError(
+                f"k must be a positive number of results, got {k!r}", value=k
+            )
+        state = self._fresh_state()
+        if state.model is None or not state.files:
+            raise EmptyIndexError(
+                f"the index at {self.index_dir} holds no images yet", index_dir=self.index_dir
+            )
+        return state
+
+    @staticmethod
+    def _query_row(vector: np.ndarray, state: IndexState) -> np.ndarray:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != self._model.dim:
+        if query.shape[1] != state.model.dim:
             raise InvalidArgumentError(
                 f"a query vector has {query.shape[1]} values; this index's model has "
-                f"{self._model.dim}"
+                f"{state.model.dim}",
+                value=query.shape[1],
             )
-        index = self._vectors.current(self._model)
-        allowed = self._allowed_ids(index, tags, not_tags)
-        if allowed is not None and not len(allowed):
-            return []
-        scores, ids = index.search(query, k, allowed=allowed, far=far)
-        return self._hits(ids[0], scores[0])
-
-    def _allowed_ids(
-        self, index: VectorIndex, tags: Sequence[str], not_tags: Sequence[str]
-    ) -> np.ndarray | None:
-        """The ids a tag filter keeps (numpy set operations: a filter over a million images
-        stays in milliseconds once the tags are read)."""
-        if not tags and not not_tags:
-            return None
-        tagger = self.tagger()
-
-        def ids_with(label: str) -> np.ndarray:
-            found = tagger.files_with(label)
-            return np.fromiter(found, dtype=np.int64, count=len(found))
-
-        allowed = index.ids() if not tags else ids_with(tags[0])
-        for label in tags[1:]:
-            allowed = np.intersect1d(allowed, ids_with(label), assume_unique=True)
-        for label in not_tags:
-            allowed = np.setdiff1d(allowed, ids_with(label), assume_unique=True)
-        return allowed
-
-    def _hits(self, ids: Sequence[int], scores: Sequence[float]) -> list[SearchHit]:
-        records = self._catalog.files_by_id(int(i) for i in ids)
-        hits = [
-            (float(score), records[int(file_id)])
-            for score, file_id in zip(scores, ids, strict=True)
-            if int(file_id) in records
-        ]
-        return [
-            SearchHit(rank, score, record.path, record.width, record.height)
-            for rank, (score, record) in enumerate(hits, start=1)
-        ]
-
-    def _check_searchable(self, k: int) -> None:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidArgumentError(f"k must be a positive number of results, got {k!r}")
-        if self._model is None or not self._catalog.has_files():
-            raise EmptyIndexError(
-                f"the index at {self.index_dir} holds no images yet; "
-                f"index some with `searchclip index PATH --index {self.index_dir}`"
-            )
+        return query
 
     # --- tagging -------------------------------------------------------------------------------
 
     def tagger(self) -> Tagger:
-        """Tagging operations on this index (vocabularies, label embeddings, thresholds)."""
+        """Tagging operations on this index (vocabularies, label embeddings, thresholds).
+
+        Raises:
+            EmptyIndexError: the index holds no images yet.
+        """
         from searchclip._tagging import Tagger
 
-        if self._model is None:
-            raise EmptyIndexError(f"the index at {self.index_dir} holds no images yet")
-        return Tagger(self._catalog, self._model, self.encoder)
+        model = self._fresh_state().model
+        if model is None:
+            raise EmptyIndexError(
+                f"the index at {self.index_dir} holds no images yet", index_dir=self.index_dir
+            )
+        return Tagger(self._catalog, model, self.encoder)
 
     def tag(
         self, vocabulary: str = "coco", *, top_k: int = 3, threshold: float | None = None
@@ -428,13 +359,22 @@ class SearchEngine:
         ``vocabulary`` is a built-in name (``coco``, ``imagenet``) or a text file of labels.
         Tags are each image's ``top_k`` labels, or with ``threshold`` every label scoring at
         least that, or with calibrated thresholds (:meth:`calibrate`) those.
+
+        Raises:
+            EmptyIndexError: the index holds no images yet.
+            IndexBusyError: another process or thread is writing to this index.
+            InvalidArgumentError: a bad ``top_k`` or ``threshold``, or an unusable vocabulary.
         """
-        self._check_searchable(1)
-        with self._write_lock():
+        self._searchable_state(1)
+        with self._directory.write_lock():
             return self.tagger().tag(vocabulary, top_k=top_k, threshold=threshold)
 
     def tags(self, path: str | os.PathLike) -> list[Tag]:
-        """The stored tags of one indexed image, best score first."""
+        """The stored tags of one indexed image, best score first.
+
+        Raises:
+            EmptyIndexError: the index holds no images yet.
+        """
         return self.tagger().tags_of(os.path.abspath(Path(path).expanduser()))
 
     def images_with_tag(
@@ -446,33 +386,34 @@ class SearchEngine:
         not_tags: Sequence[str] = (),
     ) -> list[SearchHit]:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
-        ``not_tags``), by their score for ``label``, best first."""
-        self._check_searchable(k)
-        tagger = self.tagger()
-        scored = tagger.files_with(label)
-        for other in tags:
-            keep = tagger.files_with(other)
-            scored = {file_id: s for file_id, s in scored.items() if file_id in keep}
-        for other in not_tags:
-            for file_id in tagger.files_with(other):
-                scored.pop(file_id, None)
-        best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return self._hits([file_id for file_id, _ in best], [score for _, score in best])
+        ``not_tags``), by their score for ``label``, best first.
+
+        Raises:
+            InvalidArgumentError: ``k`` < 1.
+            EmptyIndexError: the index holds no images yet.
+        """
+        self._searchable_state(k)
+        return self._searcher.tagged(label, k, tags, not_tags)
 
     def stored_vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
-        """path → stored vector, for those of ``paths`` that are indexed."""
-        model = self._ensure_model_recorded()
+        """path → stored vector, for those of ``paths`` that are indexed (read only: an index
+        without a model holds no vectors)."""
+        model = self._fresh_state().model
+        if model is None:
+            return {}
         return self._catalog.vectors_by_path([os.path.abspath(p) for p in paths], model)
 
     # --- inspection ----------------------------------------------------------------------------
 
     def info(self) -> IndexInfo:
-        model = self._model
+        """What the index holds: model, dimension, file and failure counts, vocabularies."""
+        state = self._fresh_state()
+        model = state.model
         return IndexInfo(
             index_dir=str(self.index_dir),
             model=self.model_name,
             dim=model.dim if model else 0,
-            files=self._catalog.count_files(),
+            files=state.files,
             failures=len(self._catalog.failures()),
             vocabularies=tuple(VocabularyInfo(*row) for row in self._catalog.tags.summary(model.id))
             if model

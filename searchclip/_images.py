@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import stat
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +23,6 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 DEFAULT_MAX_PIXELS: int = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own hard limit, ~179 MP
 DEFAULT_MAX_FILE_BYTES: int = 512 * 2**20
-
-# Our explicit ``max_pixels`` check replaces Pillow's warning; a process-wide filter (rather
-# than ``warnings.catch_warnings`` per call) because that context manager is not thread-safe
-# and images are decoded on loader threads. Pillow's MAX_IMAGE_PIXELS itself stays untouched.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)

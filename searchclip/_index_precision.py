@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchclip._catalog import Catalog
+from searchclip._catalog import Catalog, IndexState
 from searchclip._encoders import Encoder
 from searchclip._encoders.precision import (
     AUTO,
@@ -25,33 +25,31 @@ from searchclip._encoders.precision import (
 )
 from searchclip._errors import PrecisionMismatchError
 
-PRECISION_KEY = "image_precision"
-PRECISION_CHOICE_KEY = "image_precision_choice"
-
 
 class IndexPrecision:
-    """Resolves the precision of the index behind ``catalog`` when the engine opens it."""
+    """Resolves the precision of an index from its state when the engine opens it."""
 
-    def __init__(self, catalog: Catalog, requested: str | None, index_dir: Path) -> None:
+    def __init__(
+        self, catalog: Catalog, state: IndexState, requested: str | None, index_dir: Path
+    ) -> None:
         if requested is not None:
             check_precision(requested)
         self._catalog = catalog
-        recorded = catalog.get_setting(PRECISION_KEY)
-        holds_images = catalog.has_files()
-        if recorded is None and holds_images:
-            recorded = FP32
+        self._recorded = state.precision
+        holds_images = state.files > 0
+        recorded = state.precision or (FP32 if holds_images else None)
         if holds_images and requested not in (None, AUTO, recorded):
             raise PrecisionMismatchError(
-                f"the index at {index_dir} holds images encoded in {recorded}, not "
-                f"{requested}; omit --precision to use the index's own, "
-                "or choose another --index for the new precision"
+                f"the index at {index_dir} holds images encoded in {recorded}, not {requested}",
+                requested=requested,
+                recorded=recorded,
+                index_dir=index_dir,
             )
         if holds_images or requested is None:
             self.current = recorded or AUTO
         else:
             self.current = requested  # an empty index takes what it is asked for
-        self._recorded = catalog.get_setting(PRECISION_KEY)
-        self.choice = catalog.get_setting(PRECISION_CHOICE_KEY) or ""
+        self.choice = state.precision_choice
         self.chosen_now = ""  # auto's choice, when this engine made it
 
     def apply_to(self, encoder: Encoder) -> None:
@@ -73,6 +71,5 @@ class IndexPrecision:
         return vectors
 
     def _store(self, precision: str, choice: str) -> None:
-        self._catalog.set_setting(PRECISION_KEY, precision)
-        self._catalog.set_setting(PRECISION_CHOICE_KEY, choice)
+        self._catalog.set_precision(precision, choice)
         self.current, self._recorded, self.choice = precision, precision, choice

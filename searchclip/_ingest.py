@@ -11,35 +11,58 @@ were not found again under another name are removed at the end.
 from __future__ import annotations
 
 import os
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-from tqdm import tqdm
+from PIL import Image
 
 from searchclip import _images as images
 from searchclip._catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
-from searchclip._encoders import Encoder
 from searchclip._errors import ImageReadError
-from searchclip._results import FailedFile, IndexReport
+from searchclip._results import FailedFile, IndexProgress, IndexReport
 
-EncodePixels = Callable[[Encoder, np.ndarray], np.ndarray]
-# Told after each committed batch: ids whose vector is new or replaced, those vectors, and ids
-# whose vector is gone (the engine keeps its vector index in step without a rebuild).
-VectorsChanged = Callable[[list[int], list[np.ndarray], list[int]], None]
+
+class ImageEncoding(Protocol):
+    """What ingest needs from a model: its input size, preprocessing (run on decoding threads)
+    and batch encoding. The engine's implementation loads the model on first use, so a run that
+    encodes nothing never loads it."""
+
+    def image_size(self) -> int: ...
+
+    def preprocess(self, image: Image.Image) -> np.ndarray: ...
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BatchCommitted:
+    """One committed batch's effect on the vectors: ids whose vector is new or replaced, those
+    vectors, and ids whose vector is gone (the engine keeps its vector index in step)."""
+
+    upserted: list[int]
+    vectors: list[np.ndarray]
+    removed: list[int]
 
 
 @dataclass(frozen=True)
 class IngestOptions:
     batch_size: int = 32
     workers: int = min(4, os.cpu_count() or 1)
-    progress: bool = False
     max_pixels: int = images.DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class IngestListeners:
+    """Who is told what while a run goes: ``progress`` after each file is handled,
+    ``committed`` after each batch reaches the catalog."""
+
+    progress: Callable[[IndexProgress], None] | None = None
+    committed: Callable[[BatchCommitted], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,21 +78,6 @@ class _Prepared:
     error: str | None = None
 
 
-class _LazyEncoder:
-    """Loads the model on first use, so runs that encode nothing never pay for it."""
-
-    def __init__(self, load: Callable[[], Encoder]) -> None:
-        self._load = load
-        self._encoder: Encoder | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Encoder:
-        with self._lock:
-            if self._encoder is None:
-                self._encoder = self._load()
-            return self._encoder
-
-
 class _Run:
     """The state of one index run over one root."""
 
@@ -77,17 +85,15 @@ class _Run:
         self,
         catalog: Catalog,
         model: ModelRecord,
-        encoder: _LazyEncoder,
+        encoding: ImageEncoding,
         options: IngestOptions,
-        encode: EncodePixels,
-        vectors_changed: VectorsChanged | None,
+        listeners: IngestListeners,
     ) -> None:
         self.catalog = catalog
-        self.encode = encode
-        self.vectors_changed = vectors_changed
         self.model = model
-        self.encoder = encoder
+        self.encoding = encoding
         self.options = options
+        self.listeners = listeners
         self.counts = dict.fromkeys(("new", "updated", "moved", "unchanged", "removed"), 0)
         self.encoded = 0
         self.failures: list[FailedFile] = []
@@ -134,12 +140,12 @@ class _Run:
         return self._decode(stat, record, data, digest)
 
     def _decode(self, stat, record, data: bytes, digest: str) -> _Prepared:
-        encoder = self.encoder.get()  # outside the try: a model that cannot load stops the run
-        try:
+        image_size = self.encoding.image_size()  # outside the try: a model that cannot load
+        try:  # stops the run
             decoded = images.decode_image(
-                data, min_side=encoder.image_size, max_pixels=self.options.max_pixels
+                data, min_side=image_size, max_pixels=self.options.max_pixels
             )
-            pixels = encoder.preprocess(decoded.image)
+            pixels = self.encoding.preprocess(decoded.image)
         except ImageReadError as exc:
             return _Prepared(stat, record, digest, error=exc.reason)
         except Exception as exc:  # one odd file (MemoryError included) must never end the run
@@ -213,15 +219,15 @@ class _Run:
     def flush(self) -> None:
         if self.to_encode:
             pixels = np.stack([pixels for _, pixels, _ in self.to_encode])
-            vectors = self.encode(self.encoder.get(), pixels)
+            vectors = self.encoding.encode(pixels)
             for (entry, _, kind), vector in zip(self.to_encode, vectors, strict=True):
                 self.changes.upserts.append((entry, vector))
                 self.counts[kind] += 1
             self.encoded += len(self.to_encode)
         upserted = self.catalog.apply(self.changes, self.model)
-        if self.vectors_changed and (upserted or self.changes.removed):
+        if self.listeners.committed and (upserted or self.changes.removed):
             vectors = [vector for _, vector in self.changes.upserts]
-            self.vectors_changed(upserted, vectors, list(self.changes.removed))
+            self.listeners.committed(BatchCommitted(upserted, vectors, list(self.changes.removed)))
         self.reusable.update(entry.content_hash for entry, _ in self.changes.upserts)
         self.changes, self.to_encode, self.pending_items = CatalogChanges(), [], 0
 
@@ -240,40 +246,27 @@ def index_path(
     root: str | os.PathLike,
     catalog: Catalog,
     model: ModelRecord,
-    load_encoder: Callable[[], Encoder],
+    encoding: ImageEncoding,
     options: IngestOptions | None = None,
-    encode: EncodePixels | None = None,
-    vectors_changed: VectorsChanged | None = None,
+    listeners: IngestListeners | None = None,
 ) -> IndexReport:
-    """Bring the catalog up to date with the images under ``root``.
-
-    ``encode(encoder, pixels)`` turns each batch into vectors (default: ``encode_pixels``); the
-    engine passes its own to choose the image precision on the first batch.
-    ``vectors_changed`` is told what each committed batch did to the vectors.
-    """
+    """Bring the catalog up to date with the images under ``root``."""
     options = options or IngestOptions()
+    listeners = listeners or IngestListeners()
     started = time.monotonic()
     root = os.path.abspath(os.fspath(root))
-    encode = encode or (lambda encoder, pixels: encoder.encode_pixels(pixels))
-    run = _Run(catalog, model, _LazyEncoder(load_encoder), options, encode, vectors_changed)
+    run = _Run(catalog, model, encoding, options, listeners)
     todo = run.plan(root)
-    with tqdm(
-        total=len(todo),
-        unit="img",
-        desc="indexing",
-        file=sys.stderr,
-        disable=not options.progress or not todo,
-        dynamic_ncols=True,
-    ) as bar:
-        with ThreadPoolExecutor(options.workers, thread_name_prefix="searchclip-decode") as pool:
-            try:
-                window = options.batch_size * 2  # bounded prefetch: two batches ahead
-                for item in _in_order(pool, run.prepare, todo, window):
-                    run.handle(item)
-                    bar.update()
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-        run.flush()
+    with ThreadPoolExecutor(options.workers, thread_name_prefix="searchclip-decode") as pool:
+        try:
+            window = options.batch_size * 2  # bounded prefetch: two batches ahead
+            for done, item in enumerate(_in_order(pool, run.prepare, todo, window), start=1):
+                run.handle(item)
+                if listeners.progress:
+                    listeners.progress(IndexProgress(done, len(todo), item.stat.path))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    run.flush()
     run.sweep(root)
     return IndexReport(
         **run.counts,

@@ -25,6 +25,16 @@ class FailedFile:
 
 
 @dataclass(frozen=True)
+class IndexProgress:
+    """Where an index run stands: ``done`` of the ``total`` files that needed reading (files
+    unchanged since the last run are not counted), ``path`` the file just handled."""
+
+    done: int
+    total: int
+    path: str
+
+
+@dataclass(frozen=True)
 class IndexReport:
     """What one ``index`` run did.
 
@@ -69,3 +79,26 @@ class IndexInfo:
     failures: int
     vocabularies: tuple[VocabularyInfo, ...] = ()
     precision: str = ""  # image precision and why, e.g. "bf16 (min cosine 0.9995 on ...)"
+
+
+@dataclass(frozen=True)
+class TagReport:
+    """What one ``tag`` run did: the vocabulary and its size, images scored now and before,
+    tags written, the rule that chose them (top-k, threshold or calibrated), and the time."""
+
+    vocabulary: str
+    labels: int
+    scored: int  # images scored in this run
+    already: int  # images this vocabulary had scored before, left as they were
+    tags: int  # tags written in this run
+    rule: str
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A stored tag of one image: the label, its cosine score, the vocabulary it came from."""
+
+    label: str
+    score: float
+    vocabulary: str

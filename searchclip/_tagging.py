@@ -17,7 +17,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,28 +24,11 @@ from searchclip._catalog import Catalog, ModelRecord
 from searchclip._catalog.tags import VocabularyRecord
 from searchclip._encoders import Encoder, normalize
 from searchclip._errors import InvalidArgumentError
+from searchclip._results import Tag, TagReport
 from searchclip._vector_index import top_k_inner_product
 from searchclip._vocabulary import DEFAULT_TEMPLATES, Vocabulary, load_vocabulary
 
 CHUNK = 8192  # images scored per matrix product
-
-
-@dataclass(frozen=True)
-class TagReport:
-    vocabulary: str
-    labels: int
-    scored: int  # images scored in this run
-    already: int  # images this vocabulary had scored before, left as they were
-    tags: int  # tags written in this run
-    rule: str
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Tag:
-    label: str
-    score: float
-    vocabulary: str
 
 
 def label_embeddings(

@@ -1,39 +1,57 @@
-"""The public API stays short and explicit (STYLE.md row 4)."""
+"""The public API is exactly what ``searchclip`` exports (STYLE.md rows 4 and 16)."""
 
 from __future__ import annotations
 
+import pkgutil
+
 import searchclip
 
-EXPECTED = {
-    "DEFAULT_MODEL",
-    "CatalogError",
-    "EmptyIndexError",
-    "Encoder",
-    "FailedFile",
-    "ImageReadError",
-    "IndexBusyError",
-    "IndexInfo",
-    "IndexNotFoundError",
-    "IndexReport",
-    "InvalidArgumentError",
-    "ModelLoadError",
-    "ModelMismatchError",
-    "PrecisionMismatchError",
-    "SchemaTooNewError",
-    "SearchEngine",
-    "SearchHit",
-    "SearchclipError",
-    "__version__",
-    "default_index_dir",
-}
+
+def test_all_is_exactly_the_public_names_of_the_module():
+    public = sorted(
+        (name for name in vars(searchclip) if not name.startswith("_") or name == "__version__"),
+        key=str.casefold,
+    )
+    assert sorted(searchclip.__all__, key=str.casefold) == public
 
 
-def test_exported_members_are_exactly_the_documented_ones():
-    assert set(searchclip.__all__) == EXPECTED
+def test_every_exported_name_says_it_is_searchclips():
     for name in searchclip.__all__:
-        assert hasattr(searchclip, name), name
+        value = getattr(searchclip, name)
+        if hasattr(value, "__module__"):
+            assert value.__module__ == "searchclip", name
 
 
-def test_every_error_derives_from_the_one_base():
-    errors = [getattr(searchclip, n) for n in EXPECTED if n.endswith("Error")]
-    assert errors and all(issubclass(e, searchclip.SearchclipError) for e in errors)
+def test_implementation_modules_are_private():
+    public_modules = {"training", "models", "vocabularies"}  # a command and two data folders
+    names = {module.name for module in pkgutil.iter_modules(searchclip.__path__)}
+    assert {name for name in names if not name.startswith("_")} <= public_modules
+
+
+def test_errors_form_one_tree_with_the_documented_bases():
+    errors = {
+        name: getattr(searchclip, name) for name in searchclip.__all__ if name.endswith("Error")
+    }
+    assert all(issubclass(error, searchclip.SearchclipError) for error in errors.values())
+    bases = (
+        searchclip.IndexStateError,
+        searchclip.ModelError,
+        searchclip.FileError,
+        searchclip.InputError,
+    )
+    for name, error in errors.items():
+        if error is not searchclip.SearchclipError and error not in bases:
+            assert issubclass(error, bases), name
+    assert issubclass(searchclip.InvalidArgumentError, ValueError)
+    assert issubclass(searchclip.MissingExtraError, ImportError)
+
+
+def test_errors_carry_their_context():
+    error = searchclip.ModelMismatchError(
+        "built with a", model="b", recorded="a", index_dir="/tmp/idx"
+    )
+    assert (error.model, error.recorded, error.index_dir) == ("b", "a", "/tmp/idx")
+    assert searchclip.ImageReadError("not an image", "/p.png").path == "/p.png"
+    assert searchclip.InvalidArgumentError("k must be positive", value=0).value == 0
+    assert searchclip.EmptyIndexError("empty", index_dir="/i").index_dir == "/i"
+    assert searchclip.MissingExtraError("needs torch", extra="clip").extra == "clip"

@@ -1,5 +1,12 @@
 """The catalog: the only place in searchclip that issues SQL."""
 
-from searchclip._catalog.catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
+from searchclip._catalog.catalog import (
+    Catalog,
+    CatalogChanges,
+    FileEntry,
+    FileRecord,
+    IndexState,
+    ModelRecord,
+)
 
-__all__ = ["Catalog", "CatalogChanges", "FileEntry", "FileRecord", "ModelRecord"]
+__all__ = ["Catalog", "CatalogChanges", "FileEntry", "FileRecord", "IndexState", "ModelRecord"]

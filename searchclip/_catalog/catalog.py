@@ -1,4 +1,4 @@
-"""SQLite catalog through SQLAlchemy 2.0: files, vectors, models, failures, settings.
+"""The catalog's tables through SQLAlchemy 2.0: files, vectors, models, failures, settings.
 
 The catalog is the index's source of truth; the FAISS file is derived from the vectors stored
 here. Every change the indexer makes to one batch is applied in one transaction (``apply``), so
@@ -7,25 +7,25 @@ an interrupted run loses at most the batch in flight.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import URL, Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import DatabaseError
 
 from searchclip._catalog import schema
-from searchclip._catalog.migrate import upgrade_to_head
+from searchclip._catalog.connection import open_database
 from searchclip._catalog.tags import TagStore
 from searchclip._errors import CatalogError
 from searchclip._results import FailedFile
 
 _GENERATION_KEY = "vectors_generation"
 _MODEL_KEY = "model"
+PRECISION_KEY = "image_precision"
+PRECISION_CHOICE_KEY = "image_precision_choice"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,19 @@ class ModelRecord:
     id: int
     name: str
     dim: int
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What an open index is, read in one transaction: its model (None until the first run
+    records one), its vectors generation, how many files it holds, and its image precision
+    as recorded (None for an index from before precisions were recorded, or a new one)."""
+
+    model: ModelRecord | None
+    generation: int
+    files: int
+    precision: str | None
+    precision_choice: str
 
 
 @dataclass(frozen=True)
@@ -77,36 +90,6 @@ class CatalogChanges:
         return any((self.upserts, self.restats, self.removed, self.failures, self.cleared_failures))
 
 
-def _on_connect(dbapi_connection, _record) -> None:
-    # pysqlite's own transaction handling commits DDL implicitly, so a migration that failed
-    # half-way would leave tables behind; take over BEGIN ourselves (SQLAlchemy's documented
-    # recipe) so every migration and every batch is all-or-nothing.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # NORMAL sync in WAL mode is durable against a crash of the process (kill -9), the failure
-    # that matters for a batch-committing indexer. These settings last only for the connection.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    # 64 MB of page cache (default 2 MB): a tagging run inserts hundreds of thousands of rows
-    # into the per-label index in random order, which thrashes a small cache.
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.close()
-
-
-def _on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
-
-
-def _use_wal(engine: Engine) -> None:
-    """WAL lets queries read while an index run writes; set once, it persists in the file."""
-    raw = engine.raw_connection()
-    try:
-        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        raw.close()
-
-
 class Catalog:
     """An open catalog database (one per index directory)."""
 
@@ -119,24 +102,7 @@ class Catalog:
     def open(cls, path: str | Path) -> Catalog:
         """Open (creating if missing) the catalog at ``path`` and upgrade it to Alembic head."""
         path = Path(path)
-        # URL.create, not an f-string: a path with "?" or "%" must not be parsed as a URL.
-        engine = create_engine(URL.create("sqlite", database=str(path)))
-        event.listen(engine, "connect", _on_connect)
-        event.listen(engine, "begin", _on_begin)
-        try:
-            with engine.begin() as connection:
-                _check_is_catalog(connection, path)
-                upgrade_to_head(connection, where=str(path.parent))
-            _use_wal(engine)  # only once the file is known to be ours
-        except (DatabaseError, sqlite3.DatabaseError) as exc:
-            engine.dispose()
-            raise CatalogError(
-                f"{path} is not a readable searchclip catalog ({_first_line(exc)})"
-            ) from None
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, path)
+        return cls(open_database(path), path)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -188,6 +154,33 @@ class Catalog:
                 model_id = row.id
             _put_setting(connection, _MODEL_KEY, name)
         return ModelRecord(model_id, name, dim)
+
+    def state(self) -> IndexState:
+        """The index's state, from one read transaction (a consistent snapshot under WAL)."""
+        with self._engine.connect() as connection:
+            settings = dict(
+                connection.execute(select(schema.settings.c.key, schema.settings.c.value)).all()
+            )
+            model = None
+            if _MODEL_KEY in settings:
+                row = connection.execute(
+                    select(schema.models).where(schema.models.c.name == settings[_MODEL_KEY])
+                ).one()
+                model = ModelRecord(row.id, row.name, row.dim)
+            files = connection.scalar(select(func.count()).select_from(schema.files))
+        return IndexState(
+            model=model,
+            generation=int(settings.get(_GENERATION_KEY) or 0),
+            files=files,
+            precision=settings.get(PRECISION_KEY),
+            precision_choice=settings.get(PRECISION_CHOICE_KEY) or "",
+        )
+
+    def set_precision(self, precision: str, choice: str) -> None:
+        """Record the image precision of the index and why it was chosen, in one transaction."""
+        with self._engine.begin() as connection:
+            _put_setting(connection, PRECISION_KEY, precision)
+            _put_setting(connection, PRECISION_CHOICE_KEY, choice)
 
     def vectors_generation(self) -> int:
         """A counter bumped by every change to the set of vectors (never by moves)."""
@@ -338,23 +331,6 @@ class Catalog:
         return upserted
 
 
-def _check_is_catalog(connection: Connection, path: Path) -> None:
-    """Refuse a SQLite file that holds some other application's tables."""
-    tables = {
-        name
-        for (name,) in connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        )
-    }
-    if tables and "alembic_version" not in tables:
-        raise CatalogError(f"{path} is a SQLite database, but not a searchclip catalog")
-
-
-def _first_line(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return str(original).splitlines()[0] if str(original) else type(original).__name__
-
-
 def _get_setting(connection: Connection, key: str) -> str | None:
     return connection.scalar(select(schema.settings.c.value).where(schema.settings.c.key == key))
 
@@ -434,5 +410,6 @@ __all__ = [
     "CatalogChanges",
     "FileEntry",
     "FileRecord",
+    "IndexState",
     "ModelRecord",
 ]

@@ -8,6 +8,8 @@ Library errors become a one-line message and exit code 1 in exactly one place
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from searchclip._cli import _eval, _index, _info, _query, _tags
@@ -41,6 +43,10 @@ app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:
+    # The application, not the library, decides which warnings to show: images above Pillow's
+    # warning size are checked against searchclip's own pixel limit, so Pillow's
+    # DecompressionBombWarning is noise here (matched by text: importing PIL costs a cold query).
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
     app()
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from searchclip._engine import INDEX_ENV_VAR, SearchEngine, default_index_dir
-from searchclip._errors import SearchclipError
-from searchclip._results import IndexReport
+from searchclip._engine import SearchEngine
+from searchclip._errors import (
+    EmptyIndexError,
+    IndexNotFoundError,
+    ModelMismatchError,
+    PrecisionMismatchError,
+    SearchclipError,
+)
+from searchclip._index_dir import INDEX_ENV_VAR, default_index_dir
+from searchclip._results import IndexProgress, IndexReport
 
 FAILURES_SHOWN = 10
 
@@ -22,7 +30,8 @@ class ErrorHandlingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except SearchclipError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            hint = cli_hint(exc)
+            typer.echo(f"error: {exc}" + (f"; {hint}" if hint else ""), err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo(
@@ -30,6 +39,21 @@ class ErrorHandlingGroup(TyperGroup):
                 err=True,
             )
             raise typer.Exit(130) from None
+
+
+def cli_hint(exc: SearchclipError) -> str:
+    """What to type next, for the errors where the command line has the answer."""
+    if isinstance(exc, IndexNotFoundError):
+        return f"create one with `searchclip index PATH --index {exc.index_dir}`"
+    if isinstance(exc, EmptyIndexError):
+        return f"index some with `searchclip index PATH --index {exc.index_dir}`"
+    if isinstance(exc, PrecisionMismatchError):
+        return "omit --precision to use the index's own, or choose another --index for the new one"
+    if isinstance(exc, ModelMismatchError):
+        return (
+            "omit --model to use the index's own model, or choose another --index for the new one"
+        )
+    return ""
 
 
 IndexOption = Annotated[
@@ -64,3 +88,32 @@ def index_summary(report: IndexReport, path: Path) -> str:
         else "nothing to encode: every image was already indexed"
     )
     return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s"
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the library's progress events; drawn only once there is
+    something to read (an index run over unchanged files shows none)."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar = None
+
+    def update(self, progress: IndexProgress) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=progress.total,
+                unit="img",
+                desc=self._description,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        self._bar.update(progress.done - self._bar.n)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.close()

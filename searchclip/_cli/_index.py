@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from searchclip._cli._common import (
     FAILURES_SHOWN,
     DeviceOption,
     IndexOption,
+    ProgressBar,
     index_summary,
     open_engine,
 )
@@ -48,12 +48,13 @@ def index(
     ] = None,
 ) -> None:
     """Add the images under PATH to the index, or bring it up to date (incremental)."""
-    if not os.path.exists(path):
-        raise InvalidArgumentError(f"{path} does not exist")
-    with open_engine(
-        index, model=model, device=device, batch_size=batch_size, precision=precision
-    ) as engine:
-        report = engine.index(path, progress=True, workers=workers)
+    with (
+        open_engine(
+            index, model=model, device=device, batch_size=batch_size, precision=precision
+        ) as engine,
+        ProgressBar("indexing") as bar,
+    ):
+        report = engine.index(path, workers=workers, on_progress=bar.update)
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)
     typer.echo(index_summary(report, path))

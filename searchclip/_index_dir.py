@@ -1,0 +1,75 @@
+"""The index directory itself: where its files are, creating it, its write lock, and removing
+what a failed first open left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from searchclip._errors import IndexBusyError, IndexNotFoundError
+
+CATALOG_FILE = "catalog.sqlite"
+LOCK_FILE = "write.lock"
+INDEX_ENV_VAR = "SEARCHCLIP_INDEX"
+DEFAULT_INDEX_DIR = Path("indexes") / "default"
+
+
+def default_index_dir() -> Path:
+    """``$SEARCHCLIP_INDEX`` if set, else ``./indexes/default``."""
+    return Path(os.environ.get(INDEX_ENV_VAR) or DEFAULT_INDEX_DIR)
+
+
+class IndexDirectory:
+    """One index directory. ``created`` is what opening it made, so that an index nothing was
+    ever recorded in (the model would not load, say) can be removed again."""
+
+    def __init__(self, path: str | os.PathLike | None, *, create: bool) -> None:
+        self.path = Path(path if path is not None else default_index_dir()).expanduser().absolute()
+        self.catalog = self.path / CATALOG_FILE
+        self.created: list[Path] = []
+        if not self.catalog.is_file():
+            if not create:
+                raise IndexNotFoundError(f"no index at {self.path}", index_dir=self.path)
+            missing = [d for d in (self.path, *self.path.parents) if not d.exists()]
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.created = [self.catalog, *missing]
+
+    def remove_created(self) -> None:
+        """Remove the catalog and lock file this open created, then the directories it made,
+        each only while empty."""
+        if not self.created:
+            return
+        catalog, *directories = self.created
+        names = [catalog.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+        for name in [*names, LOCK_FILE]:
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink(missing_ok=True)
+        for directory in directories:  # deepest first
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (someone else's files), or not ours to remove
+                break
+        self.created = []
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """One writer per index: a second writer fails fast instead of interleaving."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; SQLite still serialises the writes
+            yield
+            return
+        with open(self.path / LOCK_FILE, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusyError(
+                    f"another searchclip process is indexing into {self.path}",
+                    index_dir=self.path,
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
