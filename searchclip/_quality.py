@@ -44,12 +44,23 @@ def renderer_module(name: str):
         from searchclip import _scenes_other as scenes_other
 
         return scenes_other
-    raise InvalidArgumentError(f"unknown scene renderer {name!r}: use one of {RENDERERS}")
+    raise InvalidArgumentError(
+        f"unknown scene renderer {name!r}: use one of {RENDERERS}", value=name
+    )
 
 
 @dataclass(frozen=True)
 class ShapesQuality:
-    precision_at_10: float  # mean over the 40 pairs
+    """Search quality on shape scenes; shares in [0, 1].
+
+    ``precision_at_10`` is the mean, over the 40 colour-shape pairs, of the share of a text
+    query's 10 hits that hold the pair (``per_pair_precision`` by pair; ``worst_pair`` scores
+    lowest, ``worst_precision_at_10``); ``zero_shot_top1`` the share of single-object scenes
+    classified as their pair; ``image_to_image_at_5`` the share of a single-object scene's 5
+    nearest gallery scenes that hold its pair. :meth:`as_dict` is what metrics.json records.
+    """
+
+    precision_at_10: float
     worst_pair: str
     worst_precision_at_10: float
     zero_shot_top1: float
@@ -138,10 +149,17 @@ def _zero_shot_top1(engine: SearchEngine, single_pairs: dict[str, str]) -> float
 
 @dataclass(frozen=True)
 class TaggingQuality:
-    mean_average_precision: float  # over the 40 pairs, on the test scenes
-    macro_f1_uncalibrated: float  # the default rule (each image's top 3 labels)
-    macro_f1_calibrated: float  # thresholds fitted on the calibration scenes
-    images: int  # test scenes
+    """Tagging quality on shape scenes with the ``shapes`` vocabulary, on ``images`` test scenes.
+
+    ``mean_average_precision`` is over the 40 pairs; ``macro_f1_uncalibrated`` scores the
+    default rule (each image's top 3 labels), ``macro_f1_calibrated`` the thresholds fitted on
+    separate calibration scenes. :meth:`as_dict` is what metrics.json records.
+    """
+
+    mean_average_precision: float
+    macro_f1_uncalibrated: float
+    macro_f1_calibrated: float
+    images: int
 
     def as_dict(self) -> dict:
         return {
@@ -176,4 +194,9 @@ def measure_tagging_quality(
         before = evaluate_tagging(engine, test, "shapes", add_to_index=False)
         calibrate(engine, calibration, "shapes")
         after = evaluate_tagging(engine, test, "shapes", add_to_index=False)
-    return TaggingQuality(before["mAP"], before["macro_f1"], after["macro_f1"], before["images"])
+    return TaggingQuality(
+        mean_average_precision=before.mean_average_precision,
+        macro_f1_uncalibrated=before.macro_f1,
+        macro_f1_calibrated=after.macro_f1,
+        images=before.images,
+    )

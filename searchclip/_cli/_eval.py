@@ -13,6 +13,14 @@ import typer
 
 from searchclip._cli._common import DeviceOption, IndexOption, JsonOption, open_engine
 from searchclip._engine import SearchEngine
+from searchclip._evaluation_results import (
+    Calibration,
+    RetrievalEvaluation,
+    TaggingEvaluation,
+    ZeroShotEvaluation,
+)
+
+EvaluationResult = Calibration | TaggingEvaluation | RetrievalEvaluation | ZeroShotEvaluation
 
 ModelOption = Annotated[
     str | None,
@@ -47,8 +55,9 @@ def _evaluation_engine(
         yield engine, True
 
 
-def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
-    typer.echo(json.dumps(result) if as_json else "\n".join(lines))
+def _emit(result: EvaluationResult, as_json: bool, lines: list[str]) -> None:
+    """The result's JSON object with ``--json``, else the table ``lines``."""
+    typer.echo(json.dumps(result.as_dict()) if as_json else "\n".join(lines))
 
 
 def calibrate(
@@ -72,9 +81,9 @@ def calibrate(
         result,
         as_json,
         [
-            f"calibrated {result['labels_calibrated']} labels of {result['vocabulary']}",
-            f"macro-F1 before {result['macro_f1_before']:.4f}, "
-            f"after {result['macro_f1_after']:.4f} (on the calibration set)",
+            f"calibrated {result.labels_calibrated} labels of {result.vocabulary}",
+            f"macro-F1 before {result.macro_f1_before:.4f}, "
+            f"after {result.macro_f1_after:.4f} (on the calibration set)",
         ],
     )
 
@@ -93,15 +102,13 @@ def eval_tagging(
 
     with _evaluation_engine(index, model, device) as (engine, temporary):
         result = evaluate_tagging(engine, labels, vocab, top_k, add_to_index=temporary)
-    if not as_json:
-        result = {key: value for key, value in result.items() if key != "per_label"}
     _emit(
         result,
         as_json,
         [
             "mAP     macro-F1  micro-F1  images  labels",
-            f"{result['mAP']:.4f}  {result['macro_f1']:.4f}    {result['micro_f1']:.4f}    "
-            f"{result['images']:<6}  {result['labels_evaluated']}",
+            f"{result.mean_average_precision:.4f}  {result.macro_f1:.4f}    "
+            f"{result.micro_f1:.4f}    {result.images:<6}  {result.labels_evaluated}",
         ],
     )
 
@@ -120,11 +127,14 @@ def eval_retrieval(
 
     with _evaluation_engine(index, model, device) as (engine, temporary):
         result = evaluate_retrieval(engine, captions, add_to_index=temporary)
-    rows = [
-        f"{name:<12}  " + "  ".join(f"{result[key][k]:.4f}" for k in ("R@1", "R@5", "R@10"))
-        for name, key in (("text→image", "text_to_image"), ("image→text", "image_to_text"))
-    ]
-    _emit(result, as_json, ["              R@1     R@5     R@10", *rows])
+    lines = ["              R@1     R@5     R@10"]
+    for name, recall in (
+        ("text→image", result.text_to_image),
+        ("image→text", result.image_to_text),
+    ):
+        figures = (recall.recall_at_1, recall.recall_at_5, recall.recall_at_10)
+        lines.append(f"{name:<12}  " + "  ".join(f"{figure:.4f}" for figure in figures))
+    _emit(result, as_json, lines)
 
 
 def eval_zeroshot(
@@ -142,12 +152,12 @@ def eval_zeroshot(
 
     with _evaluation_engine(index, model, device) as (engine, temporary):
         result = evaluate_zeroshot(engine, labels, classes, add_to_index=temporary)
-    top5 = f"{result['top5']:.4f}" if "top5" in result else "  -   "
+    top5 = "  -   " if result.top5_accuracy is None else f"{result.top5_accuracy:.4f}"
     _emit(
         result,
         as_json,
         [
             "top-1   top-5   images  classes",
-            f"{result['top1']:.4f}  {top5}  {result['images']:<6}  {result['classes']}",
+            f"{result.top1_accuracy:.4f}  {top5}  {result.images:<6}  {result.classes}",
         ],
     )
