@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import io
 import os
 import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +56,34 @@ def reason_of(call, *args, **kwargs) -> str:
     return info.value.reason
 
 
-def skip_if_root() -> None:
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        pytest.skip("running as root: root can read any file, so permissions cannot be tested")
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def access_denied(path: Path, monkeypatch, *, call: str) -> Iterator[None]:
+    """Make ``path`` unreadable for the block: by its mode bits for a normal user; as root,
+    who reads anything, by making ``call`` (``open`` or ``os.scandir``) refuse just that path
+    with the PermissionError the kernel would raise for a normal user."""
+    if not running_as_root():
+        path.chmod(0)
+        try:
+            yield
+        finally:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        return
+    target = os.fspath(path)
+    module, name = (os, "scandir") if call == "os.scandir" else (builtins, "open")
+    real = getattr(module, name)
+
+    def refusing(file, *args, **kwargs):
+        if not isinstance(file, int) and os.fspath(file) == target:
+            raise PermissionError(13, "Permission denied", target)
+        return real(file, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, name, refusing)
+        yield
 
 
 # --- names and scanning ----------------------------------------------------------------------
@@ -121,16 +149,12 @@ def test_scan_reports_broken_symlink_and_keeps_file_symlinks(tmp_path: Path) -> 
     assert result.failures == [(str(root / "broken.jpg"), "broken symbolic link")]
 
 
-def test_scan_reports_unreadable_directory(tmp_path: Path) -> None:
-    skip_if_root()
+def test_scan_reports_unreadable_directory(tmp_path: Path, monkeypatch) -> None:
     write(tmp_path / "ok.jpg")
     locked = tmp_path / "locked"
     write(locked / "inside.jpg")
-    locked.chmod(0)
-    try:
+    with access_denied(locked, monkeypatch, call="os.scandir"):
         result = scan(tmp_path)
-    finally:
-        locked.chmod(0o755)
     assert [f.path for f in result.files] == [str(tmp_path / "ok.jpg")]
     assert result.failures == [(str(locked), "permission denied: cannot list directory")]
 
@@ -430,14 +454,12 @@ def test_read_bytes_missing_directory_and_broken_link(tmp_path: Path) -> None:
     assert reason_of(read_bytes, str(tmp_path)) == "is a directory"
 
 
-def test_permission_denied(tmp_path: Path) -> None:
-    skip_if_root()
+def test_permission_denied(tmp_path: Path, monkeypatch) -> None:
     path = write(tmp_path / "secret.png", encode(Image.new("RGB", (4, 4)), "PNG"))
-    path.chmod(0)
-    try:
-        assert reason_of(load_image, path) == "permission denied"
-    finally:
-        path.chmod(0o644)
+    with access_denied(path, monkeypatch, call="open"), pytest.raises(ImageReadError) as info:
+        load_image(path)
+    assert (info.value.reason, info.value.path) == ("permission denied", str(path))
+    assert str(info.value) == f"cannot read image {path}: permission denied"
 
 
 def test_permission_denied_simulated(tmp_path: Path, monkeypatch) -> None:

@@ -283,3 +283,107 @@ def test_opening_a_current_catalog_does_not_import_alembic(tmp_path: Path) -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- an index from revision 0001, with rows in it ---------------------------------------------
+
+FIRST_REVISION = "0001_initial"
+MODEL_NAME = "/models/clip-from-0001"
+OLD_DIM = 4
+
+
+def _old_vector(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(OLD_DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+# What a catalog written at revision 0001 held, as that revision's tables stored it: the model
+# name and vector generation in settings, vectors as little-endian float32 BLOBs, times as floats.
+OLD_ROWS: dict[str, list[tuple]] = {
+    "settings": [("model", MODEL_NAME), ("vectors_generation", "7")],
+    "models": [(1, MODEL_NAME, OLD_DIM, 1700000000.25)],
+    "files": [
+        (1, "/photos/a.jpg", 1234, 1700000000123456789, "0" * 32, 640, 480, 1700000001.5),
+        (2, "/photos/sub/b.png", 99, 1700000000000000001, "f" * 32, 48, 64, 1700000002.5),
+        (5, "/photos/café ☕.jpg", 7, 1, "a" * 32, 1, 1, 1700000003.5),  # 3, 4, 6-8 removed
+    ],
+    "vectors": [
+        (1, 1, _old_vector(1).astype("<f4").tobytes()),
+        (2, 1, _old_vector(2).astype("<f4").tobytes()),
+        (5, 1, _old_vector(5).astype("<f4").tobytes()),
+    ],
+    "failures": [
+        ("/photos/broken.jpg", "truncated or corrupt image data", 1700000004.5),
+        ("/photos/empty.jpg", "empty file", 1700000005.5),
+    ],
+}
+OLD_COLUMNS = {
+    "settings": "key, value",
+    "models": "id, name, dim, created_at",
+    "files": "id, path, size, mtime_ns, content_hash, width, height, indexed_at",
+    "vectors": "file_id, model_id, vector",
+    "failures": "path, reason, failed_at",
+}
+
+
+def catalog_at_first_revision(path: Path) -> Path:
+    """A catalog built by revision 0001 alone, holding ``OLD_ROWS``."""
+    alembic.command.upgrade(alembic_config(path), FIRST_REVISION)
+    assert stamped_revision(path) == [FIRST_REVISION]
+    with closing(sqlite3.connect(path)) as connection, connection:
+        for table, rows in OLD_ROWS.items():
+            marks = ", ".join("?" * len(rows[0]))
+            connection.executemany(
+                f"INSERT INTO {table} ({OLD_COLUMNS[table]}) VALUES ({marks})", rows
+            )
+        # as 0001's AUTOINCREMENT left it once files 6 to 8 were added and removed again
+        connection.execute("UPDATE sqlite_sequence SET seq = 8 WHERE name = 'files'")
+    return path
+
+
+def test_a_catalog_from_revision_0001_keeps_every_row_when_opened(tmp_path: Path) -> None:
+    path = catalog_at_first_revision(tmp_path / "catalog.sqlite")
+
+    with Catalog.open(path) as catalog:  # the normal open path upgrades it
+        model = catalog.model()
+        assert (model.id, model.name, model.dim) == (1, MODEL_NAME, OLD_DIM)
+        assert catalog.vectors_generation() == 7
+        assert catalog.count_files() == 3
+        files = catalog.files_under("/photos")
+        assert {path: (f.id, f.size, f.mtime_ns, f.content_hash) for path, f in files.items()} == {
+            row[1]: (row[0], row[2], row[3], row[4]) for row in OLD_ROWS["files"]
+        }
+        ids, vectors = catalog.all_vectors(model)
+        assert ids.tolist() == [1, 2, 5]
+        np.testing.assert_array_equal(vectors, np.stack([_old_vector(i) for i in (1, 2, 5)]))
+        assert [(f.path, f.reason) for f in catalog.failures()] == [
+            (row[0], row[1]) for row in OLD_ROWS["failures"]
+        ]
+
+    assert stamped_revision(path) == [head_revision()]
+    assert tables(path) == TABLES | {"alembic_version"}
+    for table, rows in OLD_ROWS.items():  # every value as it was, bit for bit
+        assert query(path, f"SELECT {OLD_COLUMNS[table]} FROM {table} ORDER BY 1") == sorted(rows)
+    for table in OLD_ROWS:  # columns later revisions added hold their defaults
+        old = {name.strip() for name in OLD_COLUMNS[table].split(",")}
+        for _, column, _, _, default, _ in query(path, f"PRAGMA table_info({table})"):
+            if column not in old:
+                expected = query(path, f"SELECT {default}") if default is not None else [(None,)]
+                assert query(path, f"SELECT DISTINCT {column} FROM {table}") == expected, column
+    for table in TABLES - OLD_ROWS.keys():  # the tables later revisions added start empty
+        assert query(path, f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_a_catalog_from_revision_0001_takes_new_rows_after_the_upgrade(tmp_path: Path) -> None:
+    path = catalog_at_first_revision(tmp_path / "catalog.sqlite")
+
+    with Catalog.open(path) as catalog:
+        model = catalog.set_model(MODEL_NAME, OLD_DIM)
+        assert model.id == 1  # the old row, not a second one
+        entry = FileEntry("/photos/new.jpg", 10, 2, "b" * 32, 3, 2)
+        catalog.apply(CatalogChanges(upserts=[(entry, _old_vector(9))]), model)
+        new_id = catalog.files_under("/photos/new.jpg")["/photos/new.jpg"].id
+
+    assert new_id == 9  # past the old ids, removed ones included: never reused
+    assert query(path, "SELECT count(*) FROM files") == [(4,)]
+    assert query(path, "SELECT value FROM settings WHERE key = 'vectors_generation'") == [("8",)]
