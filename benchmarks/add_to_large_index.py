@@ -6,7 +6,8 @@ the int8 precision). Links the 256 COCO photos of ../shared/data into a temporar
 ``searchclip index`` on it (256 new photos: encoded, committed, and the vector file updated with
 them and saved under the new generation), then deletes the links and runs it again (256
 removed). Prints both wall times; rebuilding the vector file from the catalog instead takes
-minutes (IVF ~70 s to build plus reading 1M vectors from the catalog; HNSW took 444-494 s).
+minutes (figures: docs/benchmarks.md, section "Adding to and removing from a million-image
+index").
 
     python benchmarks/query_cold.py --n 1000000        # once: builds the 1M index
     python benchmarks/add_to_large_index.py [--index DIR]

@@ -3,27 +3,44 @@
 ``vectors-<gen>.faiss`` holds the search structure for the catalog's vectors generation
 ``<gen>`` (bumped in the same transaction as every change to the vectors), so a file is either
 exactly current or ignored. An index run that changed vectors updates the previous generation's
-file with just those changes (adding a few photos to a million-image index takes seconds,
-where rebuilding it from the catalog takes minutes) and writes it under the new generation;
-anything unexpected (no previous file, a size that calls for the other index type, a count that
-does not match the catalog) falls back to a rebuild from the catalog.
+file with just those changes (adding a few photos to a large index takes seconds, where
+rebuilding it from the catalog takes minutes: docs/benchmarks.md, section "Adding to and
+removing from a million-image index") and writes it under the new generation; anything
+unexpected (no previous file, a size that calls for the other index type, a count that does
+not match the catalog) falls back to a rebuild from the catalog.
+
+The contract, for threads and processes:
+
+- Reads never write. :meth:`VectorStore.current` (a search) loads the current generation's file
+  or, when it is missing or stale, builds the index in memory from the catalog and keeps it for
+  that generation; it never saves a file nor deletes one.
+- Only the writer writes: an index run, while it holds the index's write lock, calls
+  :meth:`VectorStore.begin_changes` and :meth:`VectorStore.apply`, or :meth:`VectorStore.refresh`
+  to bring a missing or stale file up to date. They save the current generation's file
+  (atomically, by rename) and delete the other generations' files.
+- One ``VectorStore`` may serve several threads: the cached (index, generation) pair is
+  replaced whole, under a lock that also keeps two threads from building at once, and an index
+  once handed out is never changed (the writer changes a copy loaded from its file), so a
+  search still running on it is unaffected.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from searchclip._catalog import Catalog, ModelRecord
+from searchclip._catalog import Catalog
 
 if TYPE_CHECKING:
+    from searchclip._catalog import IndexState
     from searchclip._vector_index import VectorIndex
 
 # Changes remembered for an incremental update; beyond this many files a run rebuilds instead
-# (the changes' vectors are held in memory until the run ends: ~2 KB each for ViT-B/32).
+# (the changes' vectors are held in memory until the run ends: one vector a change).
 MAX_PENDING_CHANGES = 100_000
 
 
@@ -51,70 +68,115 @@ class VectorStore:
     def __init__(self, index_dir: Path, catalog: Catalog) -> None:
         self._dir = index_dir
         self._catalog = catalog
-        self._index: VectorIndex | None = None
-        self._generation = -1
+        self._lock = threading.Lock()  # held to replace _cached, and while building one
+        self._cached: tuple[VectorIndex, int] | None = None  # (index, its generation)
+        self._good_file: int | None = None  # a generation whose file this store saved or checked
 
-    def file(self, generation: int | None = None) -> Path:
-        if generation is None:
-            generation = self._catalog.vectors_generation()
+    def file(self, generation: int) -> Path:
+        """The vector file of ``generation``."""
         return self._dir / f"vectors-{generation}.faiss"
 
-    def current(self, model: ModelRecord) -> VectorIndex:
-        """The index for the catalog's current vectors: cached, loaded, or rebuilt.
+    # --- the read path: never writes ----------------------------------------------------------
 
-        The index type follows the collection's size (exact, or IVF for large ones); a file
-        of the other type (e.g. written before the threshold changed) is rebuilt like a stale one.
+    def current(self, state: IndexState) -> VectorIndex:
+        """The index for the catalog's vectors as of ``state``: cached, loaded, or built in
+        memory from the catalog (saved by the next index run, not here).
+
+        ``state`` must have a model. The index type follows the collection's size (exact, or
+        IVF for large ones); a file of the other type (e.g. written before the threshold
+        changed) is treated like a stale one. An index cached for a later generation than
+        ``state``'s (another thread read the catalog after this one) is returned as it is.
         """
-        from searchclip._vector_index import VectorIndexFileError, build_index, load_index
+        cached = self._cached  # one read of the pair: never half-set
+        if cached is not None and cached[1] >= state.generation:
+            return cached[0]
+        with self._lock:
+            cached = self._cached  # another thread may have loaded it meanwhile
+            if cached is not None and cached[1] >= state.generation:
+                return cached[0]
+            index = self._loaded(state)
+            if index is None:
+                index = self._built(state)
+            self._cached = (index, state.generation)
+            return index
 
-        generation = self._catalog.vectors_generation()
-        if self._index is not None and generation == self._generation:
-            return self._index
-        path = self.file(generation)
-        try:
-            index = self._checked(load_index(path, model.dim), path)
-        except VectorIndexFileError:
-            index = build_index(model.dim, *self._catalog.all_vectors(model))
-            self._save(index, path)
-        return self._keep(index, generation)
+    # --- the write path: the index run, under the index's write lock --------------------------
 
-    def begin_changes(self) -> VectorChanges:
-        """A recorder for an index run's changes, to update the current file with them."""
-        generation = self._catalog.vectors_generation()
-        return VectorChanges(generation, useful=self.file(generation).exists())
+    def begin_changes(self, state: IndexState) -> VectorChanges:
+        """A recorder for an index run's changes, to update the current file with them;
+        ``state``: the catalog's state before the run."""
+        return VectorChanges(state.generation, useful=self.file(state.generation).exists())
 
-    def apply(self, changes: VectorChanges, model: ModelRecord) -> None:
-        """Bring the vector file up to date after an index run that recorded ``changes``."""
+    def apply(self, changes: VectorChanges, state: IndexState) -> None:
+        """Bring the vector file up to date after an index run that recorded ``changes``;
+        ``state``: the catalog's state after the run."""
         from searchclip._vector_index import VectorIndexFileError, load_index
 
-        generation = self._catalog.vectors_generation()
-        if generation == changes.generation and self.file(generation).exists():
-            return  # nothing changed, and the file is there
-        if changes.overflowed or not changes.latest:
-            self.current(model)
+        path = self.file(state.generation)
+        if state.generation == changes.generation or changes.overflowed or not changes.latest:
+            # Nothing changed (a good file stays as it is, one a search found bad is written),
+            # or no changes to apply: the file comes from the catalog.
+            self.refresh(state)
             return
         try:
-            if self._index is not None and self._generation == changes.generation:
-                index = self._index
-            else:
-                index = load_index(self.file(changes.generation), model.dim)
+            # The previous generation's file, loaded afresh rather than the cached index:
+            # searches may be running on that one, and it must not change under them.
+            index = load_index(self.file(changes.generation), state.model.dim)
             removed = [file_id for file_id, vector in changes.latest.items() if vector is None]
             added = {i: v for i, v in changes.latest.items() if v is not None}
             index.remove(np.asarray(removed, dtype=np.int64))
             if added:
                 index.add(np.fromiter(added, np.int64, len(added)), np.stack(list(added.values())))
-            index = self._checked(index, self.file(generation))
+            index = self._checked(index, path, state.files)
         except VectorIndexFileError:
-            self._index = None  # possibly half-updated: never reuse it
-            self.current(model)
+            self.refresh(state)  # the half-updated copy is dropped with this frame
             return
-        self._save(index, self.file(generation))
-        self._keep(index, generation)
+        self._save(index, path, state.generation)
+        self._sweep(state.generation)
+        self._keep(index, state.generation)
 
-    def _checked(self, index: VectorIndex, path: Path) -> VectorIndex:
+    def refresh(self, state: IndexState) -> None:
+        """Make ``state``'s generation's file current: kept if it checks out, else written from
+        the index built in memory for it (by a search) or built from the catalog; then delete
+        the other generations' files. ``state`` must have a model."""
+        path = self.file(state.generation)
+        if self._good_file == state.generation and path.exists():
+            self._sweep(state.generation)
+            return
+        index = self._loaded(state)
+        if index is None:
+            with self._lock:  # one build at a time, readers' included
+                cached = self._cached
+                if cached is not None and cached[1] == state.generation:
+                    index = self._checked_or_none(cached[0], path, state.files)
+                if index is None:
+                    index = self._built(state)
+            self._save(index, path, state.generation)
+        self._sweep(state.generation)
+        self._keep(index, state.generation)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _loaded(self, state: IndexState) -> VectorIndex | None:
+        """The generation's file, if it exists and matches the catalog; else None."""
+        from searchclip._vector_index import VectorIndexFileError, load_index
+
+        path = self.file(state.generation)
+        try:
+            index = self._checked(load_index(path, state.model.dim), path, state.files)
+        except VectorIndexFileError:
+            return None
+        self._good_file = state.generation
+        return index
+
+    def _built(self, state: IndexState) -> VectorIndex:
+        from searchclip._vector_index import build_index
+
+        return build_index(state.model.dim, *self._catalog.all_vectors(state.model))
+
+    def _checked(self, index: VectorIndex, path: Path, count: int) -> VectorIndex:
         from searchclip._vector_index import VectorIndexFileError, index_type_for
 
-        count = self._catalog.count_files()
         if index.ntotal != count:
             raise VectorIndexFileError(f"{path} is out of step with the catalog")
         if not isinstance(index, index_type_for(count)):
@@ -123,15 +185,27 @@ class VectorStore:
             raise VectorIndexFileError(f"the collection has outgrown the lists of {path}")
         return index
 
-    def _save(self, index: VectorIndex, path: Path) -> None:
+    def _checked_or_none(self, index: VectorIndex, path: Path, count: int) -> VectorIndex | None:
+        from searchclip._vector_index import VectorIndexFileError
+
+        try:
+            return self._checked(index, path, count)
+        except VectorIndexFileError:
+            return None
+
+    def _save(self, index: VectorIndex, path: Path, generation: int) -> None:
         with contextlib.suppress(OSError):  # a read-only index still answers queries
             index.save(path)
+            self._good_file = generation
 
-    def _keep(self, index: VectorIndex, generation: int) -> VectorIndex:
+    def _sweep(self, generation: int) -> None:
+        """Delete every other generation's file (and only on the write path)."""
         keep = self.file(generation)
         for stale in self._dir.glob("vectors-*.faiss"):
             if stale != keep:
                 with contextlib.suppress(OSError):
                     stale.unlink()
-        self._index, self._generation = index, generation
-        return index
+
+    def _keep(self, index: VectorIndex, generation: int) -> None:
+        with self._lock:
+            self._cached = (index, generation)

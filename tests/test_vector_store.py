@@ -1,11 +1,16 @@
 """The vector file kept in step with the catalog by index runs: updated with a run's changes
 (no rebuild from the catalog), or rebuilt when an update cannot be trusted; the results always
-those of an exact search over the catalog's vectors."""
+those of an exact search over the catalog's vectors. Searches never write, and threads share
+one cached index."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ import searchclip._vector_index as vector_index_package
 from searchclip import SearchEngine
 from searchclip import _vector_store as vector_store_module
 from searchclip._vector_index import FlatIndex, IVFIndex, NumpyIndex, load_index
+from searchclip._vector_store import VectorStore
 
 
 @pytest.fixture
@@ -39,7 +45,7 @@ def exact_results(engine: SearchEngine, query: np.ndarray, k: int) -> list[int]:
 
 
 def engine_results(engine: SearchEngine, query: np.ndarray, k: int) -> list[int]:
-    index = engine._vectors.current(engine._model)
+    index = engine._vectors.current(engine._catalog.state())
     return index.search(query[None], k)[1][0].tolist()
 
 
@@ -153,3 +159,120 @@ def test_a_run_that_changes_no_vectors_touches_no_file(tmp_path, model, photos, 
         report = engine.index(photos)
         assert report.moved == 1 and rebuilds == [6]
         assert vector_file(engine.index_dir).stat().st_mtime_ns == before
+
+
+# --- the read path writes nothing; the cache is shared by threads -----------------------------
+
+
+def store_of(tmp_path: Path, n: int = 6, dim: int = 8) -> tuple[VectorStore, FakeCatalog]:
+    catalog = FakeCatalog(n, dim)
+    return VectorStore(tmp_path, catalog), catalog
+
+
+class FakeCatalog:
+    """What VectorStore reads from a catalog: every vector of the model, counted."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        rng = np.random.default_rng(n)
+        vectors = rng.standard_normal((n, dim)).astype(np.float32)
+        self.ids = np.arange(1, n + 1, dtype=np.int64)
+        self.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.reads = 0
+        self.model = SimpleNamespace(id=1, name="m", dim=dim)
+
+    def all_vectors(self, model) -> tuple[np.ndarray, np.ndarray]:
+        self.reads += 1
+        return self.ids, self.vectors
+
+    def state(self, generation: int = 3) -> SimpleNamespace:
+        return SimpleNamespace(model=self.model, generation=generation, files=len(self.ids))
+
+
+def test_a_search_never_writes_or_deletes_a_vector_file(tmp_path):
+    store, catalog = store_of(tmp_path)
+    stale = tmp_path / "vectors-1.faiss"
+    stale.write_bytes(b"an older generation's file")
+    index = store.current(catalog.state())  # generation 3 has no file: built in memory
+    assert index.ntotal == 6 and catalog.reads == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors-1.faiss"]  # untouched
+    assert store.current(catalog.state()) is index and catalog.reads == 1  # cached
+
+    store.refresh(catalog.state())  # the writer saves what the reader built, and sweeps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors-3.faiss"]
+    assert catalog.reads == 1  # not built again
+    assert load_index(tmp_path / "vectors-3.faiss", 8).ntotal == 6
+
+
+def test_a_stale_file_is_rebuilt_in_memory_by_a_search_and_written_by_refresh(tmp_path):
+    store, catalog = store_of(tmp_path)
+    short = FlatIndex(8)
+    short.add(catalog.ids[:2], catalog.vectors[:2])  # out of step: 2 of the catalog's 6
+    short.save(tmp_path / "vectors-3.faiss")
+    before = (tmp_path / "vectors-3.faiss").read_bytes()
+    assert VectorStore(tmp_path, catalog).current(catalog.state()).ntotal == 6
+    assert (tmp_path / "vectors-3.faiss").read_bytes() == before  # a search wrote nothing
+    store.refresh(catalog.state())
+    assert load_index(tmp_path / "vectors-3.faiss", 8).ntotal == 6
+
+
+def test_threads_share_one_build(tmp_path, monkeypatch):
+    store, catalog = store_of(tmp_path)
+    builds, started = [], threading.Event()
+    original = vector_index_package.build_index
+
+    def slow_build(dim, ids, vectors, **kwargs):
+        builds.append(threading.get_ident())
+        started.set()
+        time.sleep(0.2)  # long enough for the other threads to arrive meanwhile
+        return original(dim, ids, vectors, **kwargs)
+
+    monkeypatch.setattr(vector_index_package, "build_index", slow_build)
+    with ThreadPoolExecutor(4) as pool:
+        indexes = list(pool.map(lambda _: store.current(catalog.state()), range(8)))
+    assert len(builds) == 1 and all(index is indexes[0] for index in indexes)
+
+
+def test_concurrent_searches_while_the_writer_updates(tmp_path):
+    """Searches on the cached index go on, with the same results, while the writer applies
+    changes: the writer changes a copy loaded from the file, never the index handed out."""
+    store, catalog = store_of(tmp_path, n=200, dim=16)
+    store.refresh(catalog.state(3))
+    index = store.current(catalog.state(3))
+    queries = catalog.vectors[:20]
+    expected = index.search(queries[:1], 5)[1]
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            for q in queries[:1]:
+                if not np.array_equal(index.search(q[None], 5)[1], expected):
+                    failures.append("changed under a search")
+
+    threads = [threading.Thread(target=search) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        changes = store.begin_changes(catalog.state(3))
+        changes.record([], [], removed=[1, 2, 3])
+        catalog.ids, catalog.vectors = catalog.ids[3:], catalog.vectors[3:]
+        store.apply(changes, catalog.state(4))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures and index.ntotal == 200  # the index handed out is unchanged
+    assert store.current(catalog.state(4)).ntotal == 197
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors-4.faiss"]
+
+
+def test_a_run_that_changes_nothing_writes_the_file_a_search_found_bad(tmp_path):
+    store, catalog = store_of(tmp_path)
+    store.refresh(catalog.state())
+    (tmp_path / "vectors-3.faiss").write_bytes(b"\x00garbage" * 100)
+    reader = VectorStore(tmp_path, catalog)  # another process: it searches, then indexes
+    assert reader.current(catalog.state()).ntotal == 6
+    assert (tmp_path / "vectors-3.faiss").read_bytes() == b"\x00garbage" * 100
+    changes = reader.begin_changes(catalog.state())
+    reader.apply(changes, catalog.state())  # the run changed no vector
+    assert load_index(tmp_path / "vectors-3.faiss", 8).ntotal == 6

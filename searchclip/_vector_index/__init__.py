@@ -1,14 +1,23 @@
 """Inner-product search over id-tagged vectors, saved atomically.
 
 Collections up to ``EXACT_MAX_VECTORS`` get an exact FAISS flat index, larger ones an
-inverted-file index (IVF; an HNSW graph is also available). :func:`build_index` chooses,
-:func:`load_index` reads any of them. The catalog is the source of truth and an index file is
-a cache of its vectors: a missing, corrupt or mismatched file is therefore not a user error,
-:class:`VectorIndexFileError` tells the engine to rebuild it from the catalog. faiss is imported
-inside functions only, so that ``import searchclip`` stays light.
+inverted-file index (IVF). :func:`build_index` chooses, :func:`load_index` reads either. The
+catalog is the source of truth and an index file is a cache of its vectors: a missing, corrupt
+or mismatched file is therefore not a user error, :class:`VectorIndexFileError` tells the engine
+to rebuild it from the catalog. faiss is imported inside functions only, so that
+``import searchclip`` stays light, and configured once (``faiss_setup``): no search changes
+process-wide state, so one index may be searched from several threads at once.
+
+This package is the one place the rest of searchclip (and benchmarks/) imports from:
+
+- ``index``: the ``VectorIndex`` interface and the argument checks every index shares;
+- ``files``: the file header, clean read errors, atomic writes;
+- ``faiss_setup``: importing faiss, its BLAS threshold, one OpenMP thread per single query;
+- ``exact``: ``FlatIndex`` (FAISS) and ``NumpyIndex`` (the reference), ``top_k_inner_product``;
+- ``ivf``: ``IVFIndex``, for large collections;
+- ``choice``: which index a collection's size gets, and reading any index file.
 """
 
-from searchclip._vector_index.base import BLAS_MIN_QUERIES, VectorIndex, VectorIndexFileError
 from searchclip._vector_index.choice import (
     EXACT_MAX_VECTORS,
     build_flat_index,
@@ -17,21 +26,31 @@ from searchclip._vector_index.choice import (
     load_index,
 )
 from searchclip._vector_index.exact import FlatIndex, NumpyIndex, top_k_inner_product
-from searchclip._vector_index.hnsw import HNSWIndex
+from searchclip._vector_index.faiss_setup import (
+    BLAS_MIN_QUERIES,
+    BLAS_THRESHOLD,
+    import_faiss,
+    one_openmp_thread,
+)
+from searchclip._vector_index.files import FileHeader, VectorIndexFileError
+from searchclip._vector_index.index import VectorIndex
 from searchclip._vector_index.ivf import IVFIndex
 
 __all__ = [
     "BLAS_MIN_QUERIES",
+    "BLAS_THRESHOLD",
     "EXACT_MAX_VECTORS",
+    "FileHeader",
     "FlatIndex",
-    "HNSWIndex",
     "IVFIndex",
     "NumpyIndex",
     "VectorIndex",
     "VectorIndexFileError",
     "build_flat_index",
     "build_index",
+    "import_faiss",
     "index_type_for",
     "load_index",
+    "one_openmp_thread",
     "top_k_inner_product",
 ]

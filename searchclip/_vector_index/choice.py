@@ -1,7 +1,8 @@
 """Which index a collection gets: exact up to ``EXACT_MAX_VECTORS`` vectors, IVF beyond.
 
-``HNSWIndex`` stays available to the library, and files written as HNSW still load (the engine
-rebuilds them as IVF: the type no longer matches the collection's size)."""
+Files written as HNSW graphs (what large collections got before IVF; the type now lives in
+benchmarks/hnsw_index.py) are refused with VectorIndexFileError, so the engine rebuilds them
+from the catalog like any file it cannot read."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import os
 
 import numpy as np
 
-from searchclip._vector_index.base import VectorIndex
 from searchclip._vector_index.exact import FlatIndex
-from searchclip._vector_index.hnsw import HNSWIndex, is_hnsw_file
+from searchclip._vector_index.files import FileHeader, VectorIndexFileError
+from searchclip._vector_index.index import VectorIndex
 from searchclip._vector_index.ivf import IVFIndex, is_ivf_file
 
-# Exact search up to here; measured on the 2-core project machine while another job used it
-# (docs/benchmarks.md). Exact search costs ~9-40 ms a query at 100k 512-d vectors (200 MB),
-# fine interactively, builds at once and is exact. An approximate index pays from a few 100k
-# on: at 1M exact takes 85-370 ms a query and 2 GB, IVF 2-6 ms and 1 GB, at the price of a
-# build of ~100 s (the engine updates it in place for small changes).
+# Exact search up to here: at this size it is fast enough interactively, builds at once and is
+# exact; an approximate index pays for its build and its misses only from a few 100k vectors
+# on (query times and memory at 100k and 1M: docs/benchmarks.md, sections "Approximate search
+# at 1M vectors" and "FAISS threads and the BLAS threshold").
 EXACT_MAX_VECTORS = 100_000
+
+# What HNSW files began with (benchmarks/hnsw_index.py writes them still).
+_HNSW_HEADER = FileHeader(b"searchclip-hnsw\n", 1, "HNSW")
 
 
 def index_type_for(count: int, exact_max: int | None = None) -> type[VectorIndex]:
@@ -47,10 +50,11 @@ def build_flat_index(dim: int, ids: np.ndarray, vectors: np.ndarray) -> FlatInde
 
 
 def load_index(path: str | os.PathLike[str], dim: int) -> VectorIndex:
-    """Whichever index ``path`` holds: IVF and HNSW files start with their own headers, anything
-    else must be a flat index (FAISS's serialization, as every file before them)."""
+    """Whichever index ``path`` holds: IVF files start with their own header, anything else
+    must be a flat index (FAISS's serialization, as every file before them). An HNSW file is
+    no longer read: VectorIndexFileError, as for any file the engine should rebuild."""
     if is_ivf_file(path):
         return IVFIndex.load(path, dim)
-    if is_hnsw_file(path):
-        return HNSWIndex.load(path, dim)
+    if _HNSW_HEADER.matches(path):
+        raise VectorIndexFileError(f"{os.fspath(path)} holds an HNSW graph, no longer read")
     return FlatIndex.load(path, dim)

@@ -8,12 +8,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from searchclip._vector_index.base import (
-    VectorIndex,
-    VectorIndexFileError,
-    import_faiss,
-    read_file,
-)
+from searchclip._vector_index.faiss_setup import import_faiss
+from searchclip._vector_index.files import VectorIndexFileError, read_file
+from searchclip._vector_index.index import VectorIndex
 
 _FLAT_HEADER_BYTES = 90  # FAISS's serialization of IndexIDMap2(IndexFlatIP), less the entries
 
@@ -32,8 +29,8 @@ class FlatIndex(VectorIndex):
         """Read an index written by :meth:`save`; any defect raises VectorIndexFileError.
 
         The vectors are memory-mapped, not read: a cold query process starts searching at once
-        (0.03 s instead of 0.27 s for 100k vectors from the page cache). The engine replaces
-        files by rename, so a mapped file's content never changes under a reader.
+        (docs/benchmarks.md, section "FAISS threads and the BLAS threshold"). The engine
+        replaces files by rename, so a mapped file's content never changes under a reader.
         """
         faiss = import_faiss()
         read_file(path, check_only=True)  # a missing or unreadable file: a clear message
@@ -86,7 +83,7 @@ class FlatIndex(VectorIndex):
         if allowed is None:
             return self._index.search(queries, k)  # k <= ntotal, so no -1 padding
         # With a selector the flat scan computes only the allowed vectors' products, so a
-        # small filter is already cheap and exact here (no separate path as in HNSWIndex).
+        # small filter is already cheap, and exact.
         faiss = import_faiss()
         selector = faiss.IDSelectorBatch(allowed)
         return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
@@ -165,8 +162,8 @@ def top_k_inner_product(
     queries: np.ndarray, database: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query row, the ``k`` database rows with the largest inner product, best first:
-    (scores (m, k), row indices (m, k)). FAISS's blocked product + heap is several times faster
-    than a full score matrix and numpy's argpartition (used to tag images against labels)."""
+    (scores (m, k), row indices (m, k)). FAISS's blocked product + heap never holds the full
+    score matrix that numpy's argpartition would need (used to tag images against labels)."""
     faiss = import_faiss()
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     database = np.ascontiguousarray(database, dtype=np.float32)

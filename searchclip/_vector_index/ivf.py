@@ -3,11 +3,9 @@
 k-means splits the vectors into ``nlist`` lists (~4 per square root of the collection); a query
 scans the lists whose centroids score best against it. Chosen over an HNSW graph because text
 queries lie away from every image vector (CLIP's modality gap) and a graph walk from such a
-query misses far more than a scan of the best lists does: on a trained tiny CLIP's 200k scene
-embeddings, text queries got recall@10 0.91 from HNSW at 4x its usual efSearch, and 0.96 from
-IVF scanning 1/8 of the lists in 0.3 ms (0.99 at 1/4); on 1M CLIP-like 512-d vectors IVF
-gave text queries 0.997 (7.5 ms) and image queries 0.982 (2.0 ms), built in ~70 s instead of
-400-500 s (docs/benchmarks.md).
+query misses far more than a scan of the best lists does, on real and synthetic embeddings
+alike; IVF also builds several times faster (recall, latency and build times:
+docs/benchmarks.md, section "Approximate search at 1M vectors").
 
 Removal is exact (``remove_ids``): no tombstones. The centroids are trained on the vectors of
 the first ``add``; once the collection has grown ``RETRAIN_GROWTH`` times past them it reports
@@ -23,17 +21,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from searchclip._vector_index.base import (
-    FileHeader,
-    VectorIndex,
-    VectorIndexFileError,
-    import_faiss,
-)
+from searchclip._vector_index.faiss_setup import import_faiss
+from searchclip._vector_index.files import FileHeader, VectorIndexFileError
+from searchclip._vector_index.index import VectorIndex
 
+# The scan shares were chosen from the recall / lists-scanned sweep in docs/benchmarks.md
+# (section "Approximate search at 1M vectors"): the least that clears the recall target.
 LISTS_PER_SQRT = 4  # nlist = 4 sqrt(n): 4,000 lists of ~250 vectors at 1M
 TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centroid)
-SCAN_SHARE = 1 / 32  # of the lists, for an image query: recall@10 0.98 at 1M (125 of 4,000)
-FAR_WIDENING = 4  # text queries scan 4x as many lists (1/8): recall@10 0.997 at 1M
+SCAN_SHARE = 1 / 32  # of the lists, for an image query
+FAR_WIDENING = 4  # text queries, far from every image vector, scan 4x as many lists (1/8)
 MIN_PROBE = 8
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
@@ -172,9 +169,10 @@ def _trained_index(dim: int, vectors: np.ndarray) -> Any:
 def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
     """A FAISS selector for ``allowed`` (sorted, unique ids) and the bitmap it points into.
 
-    A bitmap indexed by id: one bit test per scanned vector. FAISS's IDSelectorBatch (a hash
-    set) made filtered searches at 1M vectors 5-10x slower than unfiltered ones. Catalog ids
-    grow from 1, so the bitmap is ~count/8 bytes; absurdly large ids fall back to the set."""
+    A bitmap indexed by id: one bit test per scanned vector, where FAISS's IDSelectorBatch (a
+    hash set) made filtered searches much slower than unfiltered ones (docs/benchmarks.md,
+    section "FAISS threads and the BLAS threshold"). Catalog ids grow from 1, so the bitmap is
+    ~count/8 bytes; absurdly large ids fall back to the set."""
     faiss = import_faiss()
     size = int(allowed[-1]) + 1 if len(allowed) else 0
     if size > 64 * max(count, len(allowed)) + (1 << 20):

@@ -1,8 +1,9 @@
-"""Approximate search: a FAISS HNSW graph over fp16 vectors.
+"""Approximate search: a FAISS HNSW graph over fp16 vectors, kept for comparison in benchmarks.
 
-The engine gives large collections an IVF index instead (``ivf.py`` says why: text queries);
-this one stays for library users who search with in-distribution queries (image to image),
-where a graph answers in ~1.7 ms at 1M with recall@10 0.99, and for reading older index files.
+The engine gave large collections this index before IVF, which replaced it (searchclip's
+``_vector_index/ivf.py`` says why: text queries); it no longer reads these files either. It
+stays here so that ``ann_recall.py --kind hnsw`` can measure a graph against IVF on the same
+data (figures: docs/benchmarks.md, section "Approximate search at 1M vectors").
 
 HNSW cannot delete. A removed (or replaced) vector stays in the graph as a tombstone that a
 bitmap masks out of every search, and the graph is rebuilt once tombstones pass
@@ -18,37 +19,28 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from searchclip._vector_index.base import (
-    FileHeader,
-    VectorIndex,
-    VectorIndexFileError,
-    import_faiss,
-)
+from searchclip._vector_index import FileHeader, VectorIndex, VectorIndexFileError, import_faiss
 
-# Settings measured on 1,000,000 CLIP-like 512-d vectors (benchmarks/ann_recall.py, figures in
-# docs/benchmarks.md). M=32 links per node: ~256 bytes of graph per vector. fp16 storage halves
-# the vectors' memory (a 1.2 GiB file and ~1.3 GB resident at 1M; float32 would need ~2.3 GB,
-# too close to the 2.5 GB budget of a query process) and moves unit-vector scores by < 1e-3;
-# 8-bit codes capped recall@10 near 0.98 even at 100k. efConstruction 40 and 80 gave the same
-# recall at 100k (builds of 25 s and 32 s); 64 builds 1M in 7.5-8 min on the 2 shared cores.
-# efSearch 256: recall@10 0.99 at 1M for ~1.7 ms a query; 128 gave 0.96, too close to the
-# 0.95 target for data less regular than the benchmark's, and 64 only 0.90.
+# Settings chosen on 1,000,000 CLIP-like 512-d vectors (ann_recall.py; the figures behind each
+# choice: docs/benchmarks.md, sections "Approximate search at 1M vectors" and "FAISS threads and
+# the BLAS threshold"). M=32 links per node; fp16 storage halves the vectors' memory, for a
+# query process's memory budget, and moves unit-vector scores by < 1e-3, where 8-bit codes
+# capped recall; efConstruction past 40 bought no recall; efSearch 256 is the least that
+# clears the 0.95 recall target with a margin.
 HNSW_M = 32
 EF_CONSTRUCTION = 64
 EF_SEARCH = 256
 
-# Text queries against image vectors walk FAR_WIDENING times wider. CLIP's text vectors lie
-# away from all its image vectors (best cosine ~0.3 against ~0.9 between similar images), and a
-# graph built over images leads a walk from such a query astray far more often: at 1M vectors
-# with that gap, text queries got recall@10 0.92 at efSearch 256 while image queries got 0.995;
-# 1024 gave text 0.988 for ~5 ms a query (benchmarks/ann_recall.py, docs/benchmarks.md).
+# Text queries against image vectors walk FAR_WIDENING times wider: CLIP's text vectors lie
+# away from all its image vectors, and a graph built over images leads a walk from such a
+# query astray far more often than one from an image query.
 FAR_WIDENING = 4
 
 # A filter (``allowed``) of at most this many vectors is searched exactly: a scan that scores
-# only the allowed vectors is exact, about as fast as an exact search of that many (tens of ms
-# at most), and avoids HNSW's weak spot: a graph walk meets too few allowed vectors when they
-# are a small share of the graph. Above it the share is at least 10 % at 1M vectors, and the
-# walk, widened by 1/share, keeps recall@10 >= 0.99 (measured at 20 % and 50 %).
+# only the allowed vectors is exact, about as fast as an exact search of that many, and avoids
+# HNSW's weak spot: a graph walk meets too few allowed vectors when they are a small share of
+# the graph. Above it the share is at least 10 % at 1M vectors, where the walk, widened by
+# 1/share, keeps recall.
 EXACT_FILTER_MAX = 100_000
 
 # Rebuild the graph when more than this share of it is tombstones: dead vectors still cost
@@ -172,8 +164,7 @@ class HNSWIndex(VectorIndex):
         return scores, _to_ids(self._ids, positions)
 
     def _live_mask(self) -> np.ndarray:
-        """``_alive`` as FAISS's bitmap, packed once per change rather than per query (1M
-        vectors: ~1 ms)."""
+        """``_alive`` as FAISS's bitmap, packed once per change rather than per query."""
         if self._live_bitmap is None:
             self._live_bitmap = np.packbits(self._alive, bitorder="little")
         return self._live_bitmap
