@@ -215,7 +215,7 @@ class SearchEngine:
         with self._directory.write_lock():
             model = self._ensure_model_recorded()
             self._precision.record()
-            changes = self._vectors.begin_changes()
+            changes = self._vectors.begin_changes(self._catalog.state())  # under the lock: exact
 
             def committed(batch: BatchCommitted) -> None:
                 changes.record(batch.upserted, batch.vectors, batch.removed)
@@ -231,9 +231,10 @@ class SearchEngine:
             if self._precision.chosen_now:  # said once: in the run that made the choice
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
                 self._precision.chosen_now = ""
-            self._vectors.apply(changes, model)
+            state = self._catalog.state()
+            self._vectors.apply(changes, state)
             with self._state_lock:
-                self._state = self._catalog.state()
+                self._state = state
             self._encoders.export_text_encoder(model)  # only if torch is loaded anyway
         return report
 

@@ -114,7 +114,7 @@ class Tagger:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
     ) -> TagReport:
         if top_k < 1:
-            raise InvalidArgumentError(f"--top-k must be at least 1, got {top_k}")
+            raise InvalidArgumentError(f"top_k must be at least 1, got {top_k}", value=top_k)
         started = time.monotonic()
         record = self.vocabulary_record(vocabulary, templates)
         names, label_vectors, thresholds = self._catalog.tags.labels(record.id)
@@ -160,7 +160,7 @@ class Tagger:
     def tags_of(self, path: str) -> list[Tag]:
         record = self._catalog.file_by_path(path)
         if record is None:
-            raise InvalidArgumentError(f"{path} is not in this index")
+            raise InvalidArgumentError(f"{path} is not in this index", value=path)
         return [Tag(t.label, t.score, t.vocabulary) for t in self._catalog.tags.tags_of(record.id)]
 
     def files_with(self, label: str) -> dict[int, float]:
@@ -169,7 +169,8 @@ class Tagger:
         if not found and label not in self._catalog.tags.known_labels(self._model.id):
             raise InvalidArgumentError(
                 f"no vocabulary tagged in this index has the label {label!r}; "
-                "run `searchclip tag --vocab NAME` first"
+                "tag the index with a vocabulary that has it first",
+                value=label,
             )
         return found
 
