@@ -1,7 +1,8 @@
 """The ``searchclip`` command: arguments, output formats, the stdout/stderr split, exit codes
 and messages. The library behind it is tested in ``test_engine.py``; these tests check the CLI
 layer, in-process through Typer's ``CliRunner`` and, where a real process matters (lazy
-imports, SIGKILL, Ctrl-C), through ``python -m searchclip``.
+imports, SIGKILL, Ctrl-C), through ``python -m searchclip``. In-process tests use the fake model
+(deterministic vectors, no torch) unless the real CLIP path is what they check.
 """
 
 from __future__ import annotations
@@ -91,19 +92,19 @@ def index_stderr_line(index_dir: Path) -> str:
 
 
 @pytest.fixture
-def built(tmp_path: Path, photos: Path, model: str) -> Path:
-    """An index of ``photos``, built through the CLI."""
+def built(tmp_path: Path, photos: Path, fake_model: str) -> Path:
+    """An index of ``photos``, built through the CLI with the fake model."""
     index_dir = tmp_path / "index"
-    ok("index", photos, "--index", index_dir, "--model", model)
+    ok("index", photos, "--index", index_dir, "--model", fake_model)
     return index_dir
 
 
 # --- index and query -------------------------------------------------------------------------
 
 
-def test_index_reports_to_stdout_and_names_the_index_on_stderr(tmp_path, photos, model):
+def test_index_reports_to_stdout_and_names_the_index_on_stderr(tmp_path, photos, each_model):
     index_dir = tmp_path / "index"
-    result = ok("index", photos, "--index", index_dir, "--model", model)
+    result = ok("index", photos, "--index", index_dir, "--model", each_model)
     assert f"indexed {photos}:" in result.stdout
     assert f"{PHOTOS} new" in result.stdout and f"encoded {PHOTOS}" in result.stdout
     assert "0 failed" in result.stdout
@@ -161,7 +162,8 @@ def test_query_by_image_finds_the_image_first(built, photos):
 # --- which index -----------------------------------------------------------------------------
 
 
-def test_index_comes_from_the_environment(tmp_path, photos, model, monkeypatch):
+def test_index_comes_from_the_environment(tmp_path, photos, fake_model, monkeypatch):
+    model = fake_model
     index_dir = tmp_path / "from-env"
     monkeypatch.setenv("SEARCHCLIP_INDEX", str(index_dir))
     result = ok("index", photos, "--model", model)
@@ -175,8 +177,9 @@ def test_index_comes_from_the_environment(tmp_path, photos, model, monkeypatch):
 
 
 def test_index_defaults_to_indexes_default_in_the_working_directory(
-    tmp_path, photos, model, monkeypatch
+    tmp_path, photos, fake_model, monkeypatch
 ):
+    model = fake_model
     monkeypatch.delenv("SEARCHCLIP_INDEX", raising=False)
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -201,7 +204,8 @@ def test_query_on_a_missing_index(tmp_path):
     fails("info", "--index", missing, match="no index at")
 
 
-def test_query_on_an_empty_index(tmp_path, model):
+def test_query_on_an_empty_index(tmp_path, fake_model):
+    model = fake_model
     empty_folder = tmp_path / "nothing-here"
     empty_folder.mkdir()
     index_dir = tmp_path / "index"
@@ -239,7 +243,8 @@ def test_json_and_paths_exclude_each_other(built):
     fails("query", "a photo", "--index", built, "--paths", "-0", match="one output format")
 
 
-def test_null_separated_paths_survive_newlines_in_names(tmp_path, model):
+def test_null_separated_paths_survive_newlines_in_names(tmp_path, fake_model):
+    model = fake_model
     from pictures import write_picture
 
     root = tmp_path / "odd names"
@@ -252,7 +257,8 @@ def test_null_separated_paths_survive_newlines_in_names(tmp_path, model):
     assert sorted(out.split("\0")[:-1]) == sorted(str(p) for p in root.iterdir())
 
 
-def test_index_of_a_missing_path(tmp_path, model):
+def test_index_of_a_missing_path(tmp_path, fake_model):
+    model = fake_model
     index_dir = tmp_path / "index"
     missing = tmp_path / "no-such-folder"
     line = fails("index", missing, "--index", index_dir, "--model", model, match="does not exist")
@@ -265,7 +271,10 @@ def test_index_with_a_missing_model_directory(tmp_path, photos):
     assert not (tmp_path / "indexes").exists()  # no blank index left behind to confuse `info`
 
 
-def test_index_with_another_model_than_the_index_was_built_with(built, photos, model, tmp_path):
+def test_index_with_another_model_than_the_index_was_built_with(
+    built, photos, fake_model, tmp_path
+):
+    model = fake_model
     other = tmp_path / "other-model"
     shutil.copytree(model, other)
     line = fails("index", photos, "--index", built, "--model", other, match="built with model")
@@ -289,7 +298,8 @@ def test_hub_model_that_cannot_be_downloaded(tmp_path, photos, monkeypatch):
 # --- bad files -------------------------------------------------------------------------------
 
 
-def test_bad_files_are_skipped_reported_and_listed(tmp_path, model):
+def test_bad_files_are_skipped_reported_and_listed(tmp_path, fake_model):
+    model = fake_model
     root = tmp_path / "mixed"
     write_picture(root / "good1.png", seed=1)
     write_picture(root / "good2.jpg", seed=2)
@@ -537,7 +547,8 @@ def test_ctrl_c_stops_cleanly_and_resumes(big_folder, tmp_path, model):
 
 
 @pytest.mark.slow
-def test_real_photos_find_themselves(tmp_path, model):
+def test_real_photos_find_themselves(tmp_path, fake_model):
+    model = fake_model
     if not COCO_IMAGES.is_dir():
         pytest.skip(f"../shared/data not found: {COCO_IMAGES}")
     count = len(list(COCO_IMAGES.glob("*.jpg")))

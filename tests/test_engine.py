@@ -1,14 +1,18 @@
-"""The library end to end: SearchEngine on real SQLite, real FAISS and the tiny real CLIP."""
+"""The library end to end: SearchEngine on real SQLite, real FAISS and real images, with the
+fake model (deterministic vectors, no torch) where a test needs only that, and the tiny real
+CLIP where the real model path is what is tested."""
 
 from __future__ import annotations
 
 import dataclasses
 import fcntl
+import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import FAKE_DIM
 from pictures import photo_folder, write_picture
 
 import searchclip._ingest
@@ -26,16 +30,31 @@ from searchclip._vector_index import FlatIndex
 
 
 @pytest.fixture
-def engine(tmp_path: Path, model: str):
+def engine(tmp_path: Path, fake_model: str):
     # fp32: every batch goes through the model once (auto encodes its first batch at every
     # precision it tries; test_precision.py covers that)
-    with SearchEngine(tmp_path / "index", model=model, batch_size=4, precision="fp32") as opened:
+    with SearchEngine(
+        tmp_path / "index", model=fake_model, batch_size=4, precision="fp32"
+    ) as opened:
+        yield opened
+
+
+@pytest.fixture
+def each_engine(tmp_path: Path, each_model: str):
+    """``engine`` on the fake model, then on the tiny CLIP."""
+    with SearchEngine(
+        tmp_path / "index", model=each_model, batch_size=4, precision="fp32"
+    ) as opened:
         yield opened
 
 
 @pytest.fixture
 def model_calls(engine: SearchEngine) -> list[int]:
     """Sizes of the batches that really went through the image model."""
+    return _count_model_calls(engine)
+
+
+def _count_model_calls(engine: SearchEngine) -> list[int]:
     encoder = engine.encoder()
     calls: list[int] = []
     original = encoder._embed_pixels
@@ -48,7 +67,14 @@ def model_calls(engine: SearchEngine) -> list[int]:
     return calls
 
 
-def test_index_then_search_round_trip(engine, photos, model_calls):
+@pytest.fixture
+def each_model_calls(each_engine: SearchEngine) -> list[int]:
+    """``model_calls`` for ``each_engine``."""
+    return _count_model_calls(each_engine)
+
+
+def test_index_then_search_round_trip(each_engine, photos, each_model_calls):
+    engine, model_calls = each_engine, each_model_calls
     report = engine.index(photos)
     assert (report.new, report.encoded, report.failed) == (6, 6, 0)
     assert sum(model_calls) == 6 and max(model_calls) <= 4
@@ -202,7 +228,7 @@ def test_permission_denied_is_recorded(engine, photos, monkeypatch):
     assert [(f.path, f.reason) for f in report.failures] == [(target, "permission denied")]
 
 
-def test_interrupted_run_resumes_without_re_encoding(tmp_path, model, monkeypatch):
+def test_interrupted_run_resumes_without_re_encoding(tmp_path, fake_model, monkeypatch):
     photos = tmp_path / "photos"
     photo_folder(photos, 10)
     index_dir = tmp_path / "index"
@@ -217,7 +243,7 @@ def test_interrupted_run_resumes_without_re_encoding(tmp_path, model, monkeypatc
         real_flush(self)
 
     monkeypatch.setattr(searchclip._ingest._Run, "flush", flush_then_interrupt)
-    with SearchEngine(index_dir, model=model, batch_size=3) as engine:
+    with SearchEngine(index_dir, model=fake_model, batch_size=3) as engine:
         with pytest.raises(KeyboardInterrupt):
             engine.index(photos)
         assert engine.info().files == 6  # two committed batches of three
@@ -230,9 +256,9 @@ def test_interrupted_run_resumes_without_re_encoding(tmp_path, model, monkeypatc
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt", "stale"])
-def test_vector_file_is_rebuilt_from_the_catalog(tmp_path, model, photos, damage):
+def test_vector_file_is_rebuilt_from_the_catalog(tmp_path, fake_model, photos, damage):
     index_dir = tmp_path / "index"
-    with SearchEngine(index_dir, model=model) as engine:
+    with SearchEngine(index_dir, model=fake_model) as engine:
         engine.index(photos)
         expected = [(h.path, round(h.score, 5)) for h in engine.search("a cat", k=6)]
     (vector_file,) = index_dir.glob("vectors-*.faiss")
@@ -241,15 +267,20 @@ def test_vector_file_is_rebuilt_from_the_catalog(tmp_path, model, photos, damage
     elif damage == "corrupt":
         vector_file.write_bytes(b"\x00garbage" * 100)
     else:  # a file from another generation, renamed to pass for the current one
-        with SearchEngine(tmp_path / "other", model=model) as other:
+        with SearchEngine(tmp_path / "other", model=fake_model) as other:
             other.index(photos / "sub")
         (other_file,) = (tmp_path / "other").glob("vectors-*.faiss")
         shutil.copy(other_file, vector_file)
 
+    left = {path.name: path.read_bytes() for path in index_dir.glob("vectors-*.faiss")}
     with SearchEngine(index_dir) as engine:
         assert [(h.path, round(h.score, 5)) for h in engine.search("a cat", k=6)] == expected
+        # a search never writes: the damage stays until the next writer
+        assert {path.name: path.read_bytes() for path in index_dir.glob("vectors-*.faiss")} == left
+        engine.index(photos)  # nothing changed, but the writer mends the file
+        assert [(h.path, round(h.score, 5)) for h in engine.search("a cat", k=6)] == expected
     (rebuilt,) = index_dir.glob("vectors-*.faiss")
-    assert FlatIndex.load(rebuilt, dim=16).ntotal == 6  # rewritten whole, for the next open
+    assert FlatIndex.load(rebuilt, dim=FAKE_DIM).ntotal == 6  # rewritten whole, for the next open
 
 
 def test_a_failed_first_run_leaves_no_blank_index_but_keeps_what_was_there(tmp_path, model):
@@ -270,16 +301,17 @@ def test_a_failed_first_run_leaves_no_blank_index_but_keeps_what_was_there(tmp_p
     assert os.listdir(index_dir) == ["notes.txt"]
 
 
-def test_an_index_is_kept_once_it_records_its_model(tmp_path, model):
+def test_an_index_is_kept_once_it_records_its_model(tmp_path, fake_model):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with SearchEngine(tmp_path / "index", model=model, precision="fp32") as engine:
+    with SearchEngine(tmp_path / "index", model=fake_model, precision="fp32") as engine:
         engine.index(empty)
     with SearchEngine(tmp_path / "index", create=False) as engine:
-        assert engine.model_name == model
+        assert engine.model_name == fake_model
 
 
-def test_model_mismatch_is_an_error(tmp_path, model, photos):
+def test_model_mismatch_is_an_error(tmp_path, each_model, photos):
+    model = each_model
     index_dir = tmp_path / "index"
     with SearchEngine(index_dir, model=model) as engine:
         engine.index(photos)
@@ -293,11 +325,11 @@ def test_model_mismatch_is_an_error(tmp_path, model, photos):
         assert engine.model_name == str(Path(model).resolve())
 
 
-def test_errors_for_missing_empty_and_bad_queries(tmp_path, model, photos):
+def test_errors_for_missing_empty_and_bad_queries(tmp_path, fake_model, photos):
     with pytest.raises(IndexNotFoundError, match="no index at"):
         SearchEngine(tmp_path / "missing", create=False)
     assert not (tmp_path / "missing").exists()
-    with SearchEngine(tmp_path / "new", model=model) as engine:
+    with SearchEngine(tmp_path / "new", model=fake_model) as engine:
         with pytest.raises(EmptyIndexError, match="holds no images"):
             engine.search("x")
         engine.index(photos)
@@ -338,16 +370,16 @@ def _vector_index_type(index_dir: Path) -> type:
     from searchclip._vector_index import load_index
 
     (vector_file,) = index_dir.glob("vectors-*.faiss")
-    return type(load_index(vector_file, dim=16))
+    return type(load_index(vector_file, dim=FAKE_DIM))
 
 
-def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
+def test_index_type_switches_with_collection_size(tmp_path, fake_model, monkeypatch):
     from searchclip._vector_index import IVFIndex
 
     monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 8)
     photos = tmp_path / "photos"
     photo_folder(photos, 6)
-    with SearchEngine(tmp_path / "index", model=model) as engine:
+    with SearchEngine(tmp_path / "index", model=fake_model) as engine:
         engine.index(photos)
         assert _vector_index_type(engine.index_dir) is FlatIndex
 
@@ -369,11 +401,22 @@ def test_index_type_switches_with_collection_size(tmp_path, model, monkeypatch):
         assert {h.path for h in engine.search("x", k=10)} == {str(p) for p in photos.rglob("img*")}
 
 
-def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, monkeypatch):
-    from searchclip._vector_index import HNSWIndex, IVFIndex
+def _benchmarks_hnsw_module():
+    """benchmarks/hnsw_index.py, which still writes the HNSW files older searchclips wrote."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hnsw_index.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_hnsw_index", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, fake_model, photos, monkeypatch):
+    from searchclip._vector_index import IVFIndex
+
+    hnsw = _benchmarks_hnsw_module()
 
     index_dir = tmp_path / "index"
-    with SearchEngine(index_dir, model=model) as engine:
+    with SearchEngine(index_dir, model=fake_model) as engine:
         engine.index(photos)
         expected = [h.path for h in engine.search_image(photos / "img002.png", k=3)]
     (vector_file,) = index_dir.glob("vectors-*.faiss")
@@ -383,16 +426,20 @@ def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, model, photos, mon
     monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 4)
     with SearchEngine(index_dir) as engine:
         assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
+        assert _vector_index_type(index_dir) is FlatIndex  # a search never writes
+        engine.index(photos)  # the writer does
     (rewritten,) = index_dir.glob("vectors-*.faiss")
     assert rewritten == vector_file  # the same generation's name, rewritten in place
     assert _vector_index_type(index_dir) is IVFIndex
 
     # An HNSW file, as searchclip wrote for large collections before IVF: rebuilt as IVF.
     with SearchEngine(index_dir) as engine:
-        graph = HNSWIndex(engine._model.dim)
+        graph = hnsw.HNSWIndex(engine._model.dim)
         graph.add(*engine._catalog.all_vectors(engine._model))
     graph.save(vector_file)
-    assert _vector_index_type(index_dir) is HNSWIndex
+    assert hnsw.is_hnsw_file(vector_file)
     with SearchEngine(index_dir) as engine:
         assert [h.path for h in engine.search_image(photos / "img002.png", k=3)] == expected
+        assert hnsw.is_hnsw_file(vector_file)
+        engine.index(photos)
     assert _vector_index_type(index_dir) is IVFIndex
