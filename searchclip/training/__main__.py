@@ -4,6 +4,9 @@ Trains with a fixed seed, saves the model directory, measures it on held-out sce
 renderers through the real index, query and tagging code (``searchclip._quality``), prints the
 figures and writes them, with the exact command, to TRAINING.md and metrics.json in the
 directory.
+
+Needs the ``clip`` extra: without torch or transformers it says so in one line and exits 1.
+torch and the training modules are therefore imported inside the functions, after that check.
 """
 
 from __future__ import annotations
@@ -17,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from searchclip._quality import RENDERERS, measure_shapes_quality, measure_tagging_quality
-from searchclip.training.tiny_model import DEFAULT_ARCHITECTURE, train_shapes_model
+from searchclip._errors import MissingExtraError
+from searchclip.training import _require_clip_extra
 
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "shapes-clip"
 DEFAULTS = {
@@ -34,6 +35,16 @@ DEFAULTS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        _require_clip_extra()
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    import torch
+
+    from searchclip._quality import RENDERERS, measure_shapes_quality, measure_tagging_quality
+    from searchclip.training.tiny_model import train_shapes_model
+
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -85,6 +96,8 @@ def _key(name: str, renderer: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from searchclip.training.tiny_model import DEFAULT_ARCHITECTURE
+
     parser = argparse.ArgumentParser(
         prog="python -m searchclip.training",
         description="Train the bundled shapes CLIP from scratch and report its search quality.",
@@ -120,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _architecture_item(text: str) -> tuple[str, int]:
+    from searchclip.training.tiny_model import DEFAULT_ARCHITECTURE
+
     key, _, value = text.partition("=")
     if key not in DEFAULT_ARCHITECTURE or not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected KEY=INT with KEY one of {DEFAULT_ARCHITECTURE}")
@@ -129,6 +144,10 @@ def _architecture_item(text: str) -> tuple[str, int]:
 def _write_notes(
     out: Path, command: str, summary: dict, history, recorded: dict, per_pair: dict
 ) -> None:
+    import torch
+
+    from searchclip._quality import RENDERERS
+
     arch = summary["architecture"]
     held_out, tagging = recorded["evaluation"], recorded["tagging_evaluation"]
     lines = [
