@@ -35,8 +35,8 @@ def real_photos(count: int) -> list[Path]:
 def test_preprocessing_equals_transformers_clip_processor_on_real_photos():
     from transformers import CLIPImageProcessorPil
 
-    from searchclip._encoders.clip import _preprocess_settings
     from searchclip._encoders.onnx_image import ClipPreprocess
+    from searchclip._encoders.onnx_image import preprocess_settings as _preprocess_settings
 
     processor = CLIPImageProcessorPil.from_pretrained(REAL_PROCESSOR, local_files_only=True)
     preprocess = ClipPreprocess(**_preprocess_settings(processor))
@@ -53,7 +53,7 @@ def test_preprocessing_equals_transformers_clip_processor_on_real_photos():
 
 
 def test_a_processor_it_cannot_reproduce_keeps_no_settings(tiny_encoder):
-    from searchclip._encoders.clip import _preprocess_settings
+    from searchclip._encoders.onnx_image import preprocess_settings as _preprocess_settings
 
     assert _preprocess_settings(tiny_encoder.processor) is not None
     other = type(tiny_encoder.processor)(do_normalize=False, crop_size={"height": 32, "width": 32})
@@ -80,7 +80,8 @@ def test_an_int8_index_reopens_with_the_onnx_encoder(int8_index, photos, tmp_pat
         report = engine.index(more)
         assert (report.new, report.encoded, report.failed) == (3, 3, 0)
         assert engine.search("a photo of a dog", k=20)
-        assert engine._text_encoder() is encoder.text  # one text session for both uses
+        # one text session for both uses
+        assert engine._encoders.text_encoder(engine._model) is encoder.text
         stored = engine.stored_vectors([str(p) for p in sorted(more.rglob("img*"))])
     torch_encoder = tmp_path / "torch"
     with SearchEngine(torch_encoder, model=str(Path(encoder.model_id)), precision="int8") as engine:
@@ -128,4 +129,4 @@ def test_an_int8_index_queries_text_with_the_int8_tower_where_it_agrees(int8_ind
         dataclasses.replace(info, int8_min_cosine=recorded).write(int8_index)
         with SearchEngine(int8_index) as engine:
             assert engine.search("a photo of a dog", k=2)
-            assert engine._text_encoder().int8 is expected
+            assert engine._encoders.text_encoder(engine._model).int8 is expected

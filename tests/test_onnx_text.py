@@ -127,12 +127,12 @@ def test_indexing_exports_and_text_search_uses_it_with_torchs_results(indexed, p
         assert sidecar["model_id"] == engine.model_name
         for text in ("a photo of a dog", "The red thing, on a table!"):
             hits = engine.search(text, k=6)
-            assert engine._encoder is None  # answered without loading torch
+            assert not engine._encoders.loaded  # answered without loading torch
             reference = engine.search_vector(engine.encoder().encode_texts([text])[0], k=6)
             assert [hit.path for hit in hits] == [hit.path for hit in reference]
             for hit, ref in zip(hits, reference, strict=True):
                 assert hit.score == pytest.approx(ref.score, abs=1e-4)
-            engine._encoder = None
+            engine._encoders._encoder = None  # unloaded: the next query uses ONNX
 
 
 def test_a_stale_export_is_not_used_and_is_replaced(indexed):
@@ -141,8 +141,9 @@ def test_a_stale_export_is_not_used_and_is_replaced(indexed):
     sidecar.write_text(json.dumps(dict(info, model_id="/another/model")))
     with SearchEngine(indexed, create=False) as engine:
         engine.search("a photo of a dog", k=3)
-        assert engine._encoder is not None  # fell back to torch
-        assert isinstance(engine._text_encoder(), OnnxTextEncoder)  # and wrote a fresh export
+        assert engine._encoders.loaded  # fell back to torch
+        text_encoder = engine._encoders.text_encoder(engine._model)
+        assert isinstance(text_encoder, OnnxTextEncoder)  # and wrote a fresh export
     assert json.loads(sidecar.read_text())["model_id"] == info["model_id"]
 
 
@@ -150,7 +151,7 @@ def test_a_damaged_export_falls_back_to_torch(indexed):
     (indexed / "text-encoder.onnx").write_bytes(b"not a model")
     with SearchEngine(indexed, create=False) as engine:
         assert engine.search("a photo of a dog", k=3)
-        assert engine._encoder is not None
+        assert engine._encoders.loaded
 
 
 @pytest.mark.slow

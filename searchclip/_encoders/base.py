@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from searchclip._errors import InvalidArgumentError
+from searchclip._errors import InvalidArgumentError, ModelLoadError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,16 +22,35 @@ if TYPE_CHECKING:
 class Encoder(ABC):
     """Turns images and texts into comparable unit vectors.
 
-    ``model_id`` is what an index records (a Hugging Face id, or a local directory's absolute
-    path); ``dim`` the vector length; ``image_size`` the side of the square model input, which
-    lets decoders shrink large images early.
+    To implement one, set three attributes and override three methods:
+
+    - ``model_id``: what an index records (a Hugging Face id, or a local directory's absolute
+      path); an index opened later with this encoder must find the same id;
+    - ``dim``: the vector length;
+    - ``image_size``: the side of the square model input, which lets decoders shrink large
+      images early;
+    - ``preprocess(image)``: one RGB PIL image to float32 (3, image_size, image_size); called
+      on several decoding threads at once, so it must be thread-safe;
+    - ``_embed_pixels(pixels)``: a batch (n, 3, s, s) of preprocessed images to raw vectors
+      (n, dim), any scale;
+    - ``_embed_texts(texts)``: a list of texts to raw vectors (n, dim).
+
+    The ``_embed_*`` hooks too may run on several threads at once (searches on one shared
+    engine): state an encoder builds on first use needs a lock.
+    The public ``encode_*`` methods batch (``batch_size``), check shapes and finiteness, and
+    L2-normalise; never override them. An encoder with faster low precisions also overrides
+    ``low_image_precisions`` and ``_embed_pixels_at`` (and ``set_image_precision`` if it accepts
+    more precisions than those). ``onnx_exportable`` says whether the engine may export its
+    towers to ONNX next to an index: True only for an encoder with everything
+    ``onnx_export.ExportableEncoder`` names (the CLIP encoder).
     """
 
     model_id: str
     dim: int
     image_size: int
     batch_size: int = 32
-    image_precision: str = "fp32"  # see encoders/precision.py
+    image_precision: str = "fp32"  # see precision.py
+    onnx_exportable: ClassVar[bool] = False
     # Where the encoder may keep files derived from its model (the int8 image tower): the
     # engine sets its index directory. None: such files live in a temporary directory.
     artifact_dir: Path | None = None
@@ -60,14 +79,17 @@ class Encoder(ABC):
         """Encode images at ``precision`` from now on (fp32, or one of low_image_precisions)."""
         if precision != "fp32" and precision not in self.low_image_precisions():
             raise InvalidArgumentError(
-                f"this encoder cannot encode images in {precision} on its device; use fp32"
+                f"this encoder cannot encode images in {precision} on its device; use fp32",
+                value=precision,
             )
         self.image_precision = precision
 
     def _embed_pixels_at(self, pixels: np.ndarray, precision: str) -> np.ndarray:
         """Like ``_embed_pixels`` at a given precision; encoders with a low one override this."""
         if precision != "fp32":
-            raise InvalidArgumentError(f"this encoder cannot encode images in {precision}")
+            raise InvalidArgumentError(
+                f"this encoder cannot encode images in {precision}", value=precision
+            )
         return self._embed_pixels(pixels)
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -94,21 +116,28 @@ class Encoder(ABC):
         if count == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         parts = [embed(items[i : i + self.batch_size]) for i in range(0, count, self.batch_size)]
-        return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)
+        vectors = np.concatenate(parts).astype(np.float32, copy=False)
+        return normalize(vectors, self.dim, model=getattr(self, "model_id", None))
 
 
 def _checked_pixels(pixels: np.ndarray) -> np.ndarray:
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim != 4 or pixels.shape[1] != 3:
-        raise ValueError(f"expected pixels of shape (n, 3, s, s), got {pixels.shape}")
+        raise InvalidArgumentError(
+            f"expected pixels of shape (n, 3, s, s), got {pixels.shape}", value=pixels.shape
+        )
     return pixels
 
 
-def normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """L2-normalise rows, refusing shapes or values that would corrupt an index."""
+def normalize(vectors: np.ndarray, dim: int, *, model: str | None = None) -> np.ndarray:
+    """L2-normalise rows, refusing shapes or values that would corrupt an index: a model that
+    returns them cannot be used (ModelLoadError, with ``model`` as its context)."""
     if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise ValueError(f"encoder returned shape {vectors.shape}, expected (n, {dim})")
+        raise ModelLoadError(
+            f"the encoder returned vectors of shape {vectors.shape}, expected (n, {dim})",
+            model=model,
+        )
     if not np.isfinite(vectors).all():
-        raise ValueError("encoder returned non-finite values")
+        raise ModelLoadError("the encoder returned non-finite values", model=model)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

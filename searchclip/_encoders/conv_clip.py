@@ -21,6 +21,8 @@ A directory written by ``save_pretrained`` loads with ``AutoModel.from_pretraine
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
@@ -58,6 +60,8 @@ class ConvClipConfig(PreTrainedConfig):
     logit_scale_init_value: float | int = 2.6592
 
     def validate_architecture(self):
+        # A ValueError, as transformers' config validation expects; loading turns it into
+        # a one-line ModelLoadError.
         if self.vision_pooling not in ("max", "mean"):
             raise ValueError(f"vision_pooling must be 'max' or 'mean', not {self.vision_pooling!r}")
 
@@ -134,12 +138,14 @@ class ConvClipModel(ConvClipPreTrainedModel):
 
 
 _registered = False
+_register_lock = threading.Lock()  # models may load on several threads at once
 
 
 def register() -> None:
     """Make ``AutoConfig`` / ``AutoModel`` know ``searchclip-conv-clip`` (idempotent)."""
     global _registered
-    if not _registered:
-        AutoConfig.register(MODEL_TYPE, ConvClipConfig, exist_ok=True)
-        AutoModel.register(ConvClipConfig, ConvClipModel, exist_ok=True)
-        _registered = True
+    with _register_lock:
+        if not _registered:
+            AutoConfig.register(MODEL_TYPE, ConvClipConfig, exist_ok=True)
+            AutoModel.register(ConvClipConfig, ConvClipModel, exist_ok=True)
+            _registered = True

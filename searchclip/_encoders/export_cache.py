@@ -1,15 +1,16 @@
 """A per-model cache of ONNX exports, shared by every index on the machine.
 
-Exporting a model's towers to ONNX and quantising them costs ~15 s for ViT-B/32, and every new
-index used to pay it. An export depends only on the model's files and on searchclip's version,
-so the first index made with a model leaves a copy of its exports here and later indexes of
-the same model copy them in (~0.5 s for ViT-B/32's 400 MB). Copies, not hard links: an index
+Exporting a model's towers to ONNX and quantising them is a large part of what a new index
+pays once, and every new index used to pay it (docs/benchmarks.md, "Indexing speed", the runs
+with the export cache empty and filled). An export depends only on the model's files and on
+searchclip's version, so the first index made with a model leaves a copy of its exports here
+and later indexes of the same model copy them in. Copies, not hard links: an index
 file damaged or overwritten in place must not damage the cache and, through it, every later
 index. Index directories stay self-contained: deleting the cache never breaks an index.
 
 Where: ``$SEARCHCLIP_CACHE``, else ``$XDG_CACHE_HOME/searchclip``, else ``~/.cache/searchclip``;
 ``SEARCHCLIP_CACHE=off`` turns the cache off. Everything here is best effort: a cache that
-cannot be read or written only means exporting again. Torch-free.
+cannot be read or written only means exporting again. Torch-free; no state in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
@@ -83,7 +85,8 @@ def store(source: Path, names: Iterable[str], entry: Path | None) -> None:
     Written to a private directory first and renamed, so readers never see half an entry."""
     if entry is None:
         return
-    staging = entry.with_name(f".{entry.name}-{os.getpid()}")
+    # Named by process and thread: two stores of one entry never share it.
+    staging = entry.with_name(f".{entry.name}-{os.getpid()}-{threading.get_ident()}")
     try:
         staging.mkdir(parents=True, exist_ok=True)
         for name in names:

@@ -32,7 +32,8 @@ def model_class(model_type: str | None, source: str):
         return ConvClipModel
     raise ModelLoadError(
         f"{source} is a '{model_type}' model; searchclip loads "
-        + ", ".join(f"'{name}' ({family})" for name, family in SUPPORTED.items())
+        + ", ".join(f"'{name}' ({family})" for name, family in SUPPORTED.items()),
+        model=source,
     )
 
 

@@ -2,9 +2,12 @@
 
 An index encoded in int8 whose directory holds both exports (the int8 image tower with its
 preprocessing settings, and the text tower: int8 where it agrees with torch, else fp32) is
-indexed into and queried with this encoder:
-a run skips the 5-8 s import of torch and transformers and the model load. Its vectors are the
-ones the torch encoder makes at int8 (the same graph; preprocessing equal within float rounding).
+indexed into and queried with this encoder: a run skips the import of torch and transformers
+and the model load, the bulk of a small run's time (docs/benchmarks.md, "Indexing speed"). Its
+vectors are the ones the torch encoder makes at int8 (the same graph; preprocessing equal
+within float rounding).
+
+Threads: everything is built when the encoder is made; it may encode on several threads.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from searchclip._encoders.onnx_image import (
     OnnxImageTower,
 )
 from searchclip._encoders.onnx_text import OnnxTextEncoder
+from searchclip._errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,7 +39,7 @@ class OnnxClipEncoder(Encoder):
     def __init__(self, image_path: Path, info: ImageExportInfo, text: OnnxTextEncoder) -> None:
         preprocess = info.clip_preprocess()
         if preprocess is None:
-            raise ValueError("this export has no preprocessing settings")
+            raise InvalidArgumentError("this export has no preprocessing settings", value=info)
         self.model_id = info.model_id
         self.dim = info.dim
         self.image_size = info.image_size
@@ -67,7 +71,9 @@ class OnnxClipEncoder(Encoder):
 
     def set_image_precision(self, precision: str) -> None:
         if precision != "int8":
-            raise ValueError(f"the ONNX encoder encodes images in int8 only, not {precision}")
+            raise InvalidArgumentError(
+                f"the ONNX encoder encodes images in int8 only, not {precision}", value=precision
+            )
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return self._preprocess(image)

@@ -7,25 +7,31 @@
 
 Runs where torch is already loaded (indexing, or a query that had to fall back to torch). Files
 are written in a staging directory and moved in with the sidecar last: a reader never sees a
-half-written export as current.
+half-written export as current. Importing this module needs no torch; each export needs the
+``clip`` extra (torch, transformers, onnx) and raises MissingExtraError without it.
+
+Threads: exports run one at a time (``_EXPORT_LOCK``). While one runs, the exported model is
+switched to eager attention and to the CPU: the encoder must not encode on another device
+meanwhile. ONNX Runtime's quantiser logs advice about pre-processing the graph to the root
+logger; that line is let through, as the root logger is the application's to configure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import shutil
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from searchclip._encoders import export_cache
-from searchclip._encoders.clip import ClipEncoder, _ImageTower, _line
+from searchclip._encoders.failures import clip_extra_required, first_line, missing_clip_extra
 from searchclip._encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo, current_int8_export
 from searchclip._encoders.onnx_text import (
     ONNX_FILE,
@@ -38,6 +44,28 @@ from searchclip._encoders.onnx_text import (
     current_text_export,
 )
 from searchclip._errors import ModelLoadError
+
+
+class ExportableEncoder(Protocol):
+    """What an export reads of an encoder (:class:`~searchclip._encoders.clip.ClipEncoder`
+    has it all): the loaded transformers model and tokenizer, and how it encodes texts, to
+    check the export against."""
+
+    model_id: str
+    dim: int
+    image_size: int
+    max_text_length: int
+    device: str
+    export_key: str | None  # names the model's exports in the shared cache
+    model: Any  # a model of a family of families.py
+    tokenizer: Any  # a transformers fast tokenizer
+
+    def tokenize(self, texts: list[str]) -> dict[str, Any]: ...
+
+    def save_tokenizer_json(self, path: Path) -> bool: ...
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
 
 OPSET = 17
 MIN_AGREEMENT = 0.999  # cosine between the export's and torch's vectors on the check texts
@@ -66,29 +94,21 @@ INT8_CHECK_TEXTS = [
     "night",
     "a black and white photo of the Eiffel Tower",
 ]
-
-
-class _TextTower(torch.nn.Module):
-    """CLIP's text transformer + text projection: token ids in, ``text_embeds`` out."""
-
-    def __init__(self, clip) -> None:
-        super().__init__()
-        self.clip = clip
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        output = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-        return output if isinstance(output, torch.Tensor) else output.pooler_output
+# One export at a time in this process: it switches the model's attention and device, and the
+# tracer's warnings are silenced in the process-wide filters (see _export_onnx).
+_EXPORT_LOCK = threading.Lock()
 
 
 def export_text_encoder(
-    encoder: ClipEncoder, directory: Path, *, int8: bool = False
+    encoder: ExportableEncoder, directory: Path, *, int8: bool = False
 ) -> TextExportInfo:
     """Write ``encoder``'s text tower, tokenizer and sidecar into ``directory``; with ``int8``
     (for int8 indexes) also the tower quantised to int8 and its measured agreement.
 
     Raises ModelLoadError if the model cannot be exported or the export disagrees with torch,
-    OSError if the directory cannot be written.
+    MissingExtraError without the ``clip`` extra, OSError if the directory cannot be written.
     """
+    _require_export_packages(encoder.model_id)
     directory = Path(directory)
     cache = export_cache.entry_dir(encoder.export_key, "text-int8" if int8 else "text")
     with _staging(directory, "text") as staging:
@@ -102,20 +122,23 @@ def export_text_encoder(
     return info
 
 
-def _export_text(encoder: ClipEncoder, staging: Path, *, int8: bool) -> TextExportInfo:
-    backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        raise ModelLoadError(f"the tokenizer of {encoder.model_id} has no tokenizer.json form")
+def _export_text(encoder: ExportableEncoder, staging: Path, *, int8: bool) -> TextExportInfo:
+    if not encoder.save_tokenizer_json(staging / TOKENIZER_FILE):
+        raise ModelLoadError(
+            f"the tokenizer of {encoder.model_id} has no tokenizer.json form",
+            model=encoder.model_id,
+        )
     info = TextExportInfo(
         model_id=encoder.model_id,
         dim=encoder.dim,
         max_length=encoder.max_text_length,
         pad_id=int(encoder.tokenizer.pad_token_id),
     )
-    backend.save(str(staging / TOKENIZER_FILE))
+    from searchclip._encoders.towers import TextTower
+
     _export_onnx(
         encoder,
-        _TextTower(encoder.model),
+        TextTower(encoder.model),
         _tokens(encoder, CHECK_TEXTS),
         staging / ONNX_FILE,
         {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
@@ -136,7 +159,7 @@ def _text_files(info: TextExportInfo) -> list[str]:
     return [*names, SIDECAR_FILE]
 
 
-def _cached_text_export(encoder: ClipEncoder, cache: Path | None, staging: Path):
+def _cached_text_export(encoder: ExportableEncoder, cache: Path | None, staging: Path):
     """The cached text export of ``encoder``'s model, copied into ``staging``; None if none."""
     info = current_text_export(cache, encoder.model_id, encoder.dim) if cache else None
     if info is None or not export_cache.fetch(cache, _text_files(info), staging):
@@ -144,30 +167,32 @@ def _cached_text_export(encoder: ClipEncoder, cache: Path | None, staging: Path)
     return info
 
 
-def _add_int8_text_tower(encoder: ClipEncoder, staging: Path, info: TextExportInfo):
+def _add_int8_text_tower(encoder: ExportableEncoder, staging: Path, info: TextExportInfo):
     """Quantise the exported text tower to int8 and record how far it agrees with torch on
     varied prompts; int8 indexes use it for text only where that agreement meets the bound.
     Best effort: without it, text queries run the fp32 export."""
     try:
-        # Per output channel: closer to torch for the text tower (0.99943 against 0.99923 on
-        # ViT-B/32's random weights).
+        # Per output channel: closer to torch for the text tower than one scale per tensor
+        # (docs/benchmarks.md, "Image encoding precision", its last paragraphs).
         _quantize(staging / ONNX_FILE, staging / TEXT_INT8_FILE, per_channel=True)
         exported = OnnxTextEncoder(staging, info, int8=True).encode_texts(INT8_CHECK_TEXTS)
     except Exception:
         (staging / TEXT_INT8_FILE).unlink(missing_ok=True)
         return info
-    with torch.no_grad():
-        reference = encoder.encode_texts(INT8_CHECK_TEXTS)
+    reference = encoder.encode_texts(INT8_CHECK_TEXTS)
     agreement = float(np.min(np.sum(exported * reference, axis=1)))
     return dataclasses.replace(info, int8_min_cosine=round(agreement, 6))
 
 
-def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageExportInfo) -> Path:
+def export_int8_image_tower(
+    encoder: ExportableEncoder, directory: Path, info: ImageExportInfo
+) -> Path:
     """Write ``encoder``'s image tower, quantised to int8, and its sidecar into ``directory``.
 
-    Raises ModelLoadError if the model cannot be exported, OSError if the directory cannot be
-    written.
+    Raises ModelLoadError if the model cannot be exported, MissingExtraError without the
+    ``clip`` extra, OSError if the directory cannot be written.
     """
+    _require_export_packages(encoder.model_id)
     directory = Path(directory)
     cache = export_cache.entry_dir(encoder.export_key, "image-int8")
     names = (INT8_ONNX_FILE, info.FILE)  # the sidecar last
@@ -183,29 +208,47 @@ def export_int8_image_tower(encoder: ClipEncoder, directory: Path, info: ImageEx
     return directory / INT8_ONNX_FILE
 
 
-def _export_int8_image(encoder: ClipEncoder, staging: Path) -> None:
-    model = encoder.model
-    tower = _ImageTower(model.vision_model, model.visual_projection)
-    example = torch.zeros(2, 3, encoder.image_size, encoder.image_size)
+def _export_int8_image(encoder: ExportableEncoder, staging: Path) -> None:
+    from searchclip._encoders.towers import ImageTower, example_pixels
+
     fp32_path = staging / "image-encoder-fp32.onnx"
     _export_onnx(
-        encoder, tower, (example,), fp32_path, {"pixel_values": {0: "batch"}}, "image_embeds"
+        encoder,
+        ImageTower.of(encoder.model),
+        (example_pixels(encoder.image_size),),
+        fp32_path,
+        {"pixel_values": {0: "batch"}},
+        "image_embeds",
     )
     try:
-        # One weight scale per tensor: as fast as per channel, quantised in 0.5 s instead of
-        # 6.5 s (ViT-B/32), and closer to fp32 at the tail on a trained tiny CLIP (worst of 256
-        # scenes 0.99968 against 0.99891; docs/benchmarks.md).
+        # One weight scale per tensor: as fast as per channel, quantised much sooner, and
+        # closer to fp32 at the tail on a trained model (docs/benchmarks.md, "Image encoding
+        # precision": "A trained model quantises worse than random weights").
         _quantize(fp32_path, staging / INT8_ONNX_FILE, per_channel=False)
     except Exception as exc:
+        missing = missing_clip_extra(exc, encoder.model_id)
+        if missing is not None:
+            raise missing from exc
         raise ModelLoadError(
-            f"cannot quantise the image encoder of {encoder.model_id}: {_line(exc)}"
+            f"cannot quantise the image encoder of {encoder.model_id}: {first_line(exc)}",
+            model=encoder.model_id,
         ) from exc
+
+
+def _require_export_packages(model_id: str) -> None:
+    """MissingExtraError unless torch, transformers and onnx (for the tracer and the
+    quantiser) can be imported: before any file is written."""
+    with clip_extra_required(model_id):
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
 
 
 @contextlib.contextmanager
 def _staging(directory: Path, kind: str) -> Iterator[Path]:
     """A private directory inside ``directory`` for files being written; removed afterwards."""
-    staging = directory / f".{kind}-export-{os.getpid()}"
+    # Named by process and thread: two exports into one directory never share it.
+    staging = directory / f".{kind}-export-{os.getpid()}-{threading.get_ident()}"
     staging.mkdir(exist_ok=True)
     try:
         yield staging
@@ -220,45 +263,44 @@ def _quantize(source: Path, target: Path, *, per_channel: bool) -> None:
     channel), activations quantised on the fly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it logs advice about pre-processing the graph
-    try:
-        quantize_dynamic(source, target, per_channel=per_channel, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
+    quantize_dynamic(source, target, per_channel=per_channel, weight_type=QuantType.QInt8)
 
 
 def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, output: str) -> None:
     """Trace ``module`` (a part of ``encoder``'s model) on ``inputs`` into an ONNX graph whose
     inputs vary along ``input_axes`` and whose one output, ``output``, has a batch axis."""
-    # The TorchScript exporter (dynamo=False) needs only the onnx package; eager attention keeps
-    # the traced graph free of shape-specialised fast paths. Traced on CPU, run on CPU.
+    # Eager attention keeps the traced graph free of shape-specialised fast paths. Traced on
+    # CPU, run on CPU.
+    from searchclip._encoders.towers import trace_to_onnx
+
     clip = encoder.model
-    previous = _attention_implementations(clip.config)
-    try:
-        clip.to("cpu")
-        clip.set_attn_implementation("eager")
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python-level branches
-            torch.onnx.export(
-                module.eval(),
-                inputs,
-                str(path),
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=list(input_axes),
-                output_names=[output],
-                dynamic_axes={**input_axes, output: {0: "batch"}},
-            )
-    except Exception as exc:
-        part = "text" if output == "text_embeds" else "image"
-        raise ModelLoadError(
-            f"cannot export the {part} encoder of {encoder.model_id} to ONNX: {_line(exc)}"
-        ) from exc
-    finally:
-        clip.set_attn_implementation(previous)
-        clip.to(encoder.device)
+    with _EXPORT_LOCK:
+        previous = _attention_implementations(clip.config)
+        try:
+            clip.to("cpu")
+            clip.set_attn_implementation("eager")
+            # The tracer warns about every Python-level branch of the model (TracerWarning) and
+            # about its own deprecation: noise to a user. Python's warning filters are
+            # process-wide and torch.onnx.export has no switch for these, so there is no
+            # per-call way to silence them; catch_warnings restores the filters afterwards.
+            # Safe enough here: exports run one at a time (_EXPORT_LOCK), and the only effect
+            # on other threads is that a warning they raise during an export is not shown.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trace_to_onnx(module, inputs, path, input_axes, output, OPSET)
+        except Exception as exc:
+            missing = missing_clip_extra(exc, encoder.model_id)
+            if missing is not None:
+                raise missing from exc
+            part = "text" if output == "text_embeds" else "image"
+            raise ModelLoadError(
+                f"cannot export the {part} encoder of {encoder.model_id} to ONNX: "
+                f"{first_line(exc)}",
+                model=encoder.model_id,
+            ) from exc
+        finally:
+            clip.set_attn_implementation(previous)
+            clip.to(encoder.device)
 
 
 def _attention_implementations(config) -> dict:
@@ -290,26 +332,20 @@ def _move_weights_out(path: Path) -> None:
     shutil.copymode(path, path.parent / WEIGHTS_FILE)  # onnx writes it 0600; index files are not
 
 
-def _tokens(encoder: ClipEncoder, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = encoder.tokenizer(
-        texts,
-        padding=True,
-        truncation=True,
-        max_length=encoder.max_text_length,
-        return_tensors="pt",
-    )
+def _tokens(encoder: ExportableEncoder, texts: list[str]) -> tuple:
+    batch = encoder.tokenize(texts)
     return batch["input_ids"], batch["attention_mask"]
 
 
-def _check_agreement(encoder: ClipEncoder, directory: Path, info: TextExportInfo) -> None:
+def _check_agreement(encoder: ExportableEncoder, directory: Path, info: TextExportInfo) -> None:
     """Refuse an export whose vectors differ from torch's (a tracing bug, an odd tokenizer)."""
     texts = [*CHECK_TEXTS, "a long caption " * 40]  # truncated to the model's length
     exported = OnnxTextEncoder(directory, info).encode_texts(texts)
-    with torch.no_grad():
-        reference = encoder.encode_texts(texts)
+    reference = encoder.encode_texts(texts)
     agreement = float(np.min(np.sum(exported * reference, axis=1)))
     if agreement < MIN_AGREEMENT:
         raise ModelLoadError(
             f"the ONNX export of {encoder.model_id} disagrees with torch "
-            f"(cosine {agreement:.5f} < {MIN_AGREEMENT}); text queries keep using torch"
+            f"(cosine {agreement:.5f} < {MIN_AGREEMENT}); text queries keep using torch",
+            model=encoder.model_id,
         )

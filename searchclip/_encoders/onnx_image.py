@@ -5,7 +5,8 @@ An index encoded in int8 keeps, next to its catalog:
     image-encoder-int8.onnx  pixel_values (float32, batch x 3 x s x s) -> image_embeds; the
                              image tower with its weights quantised to int8 (one scale per
                              tensor) and activations quantised on the fly (ONNX Runtime dynamic
-                             quantisation): ~3x the fp32 speed of ViT-B/32 on an AVX-512 CPU
+                             quantisation); its speed against fp32: docs/benchmarks.md, "Image
+                             encoding precision"
     image-encoder-int8.json  what it was made from (model, dim) and how to preprocess images
                              for it (the model's CLIP image processor settings); written last
 
@@ -16,7 +17,7 @@ queried without them (:mod:`searchclip._encoders.onnx_clip`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,25 @@ class ClipPreprocess:
         return (pixels * np.float32(self.rescale) - mean) / std
 
 
+def preprocess_settings(processor) -> dict | None:
+    """ClipPreprocess's fields for a transformers CLIP image processor; None if it does
+    something else (no resize of the shortest side, no rescaling or normalising), which
+    ClipPreprocess would not reproduce. Reads the processor's attributes only."""
+    shortest = getattr(processor.size, "shortest_edge", None)
+    if not (processor.do_resize and shortest and processor.do_rescale and processor.do_normalize):
+        return None
+    return asdict(
+        ClipPreprocess(
+            shortest_edge=int(shortest),
+            crop=int(processor.crop_size.height),
+            resample=int(processor.resample),
+            rescale=float(processor.rescale_factor),
+            mean=[float(v) for v in processor.image_mean],
+            std=[float(v) for v in processor.image_std],
+        )
+    )
+
+
 @dataclass(frozen=True)
 class ImageExportInfo(Sidecar):
     """The sidecar of an int8 image tower. ``preprocess`` is None for image processors that
@@ -87,7 +107,11 @@ def current_int8_export(directory: Path, expected: ImageExportInfo) -> Path | No
 
 
 class OnnxImageTower:
-    """Preprocessed pixels (n, 3, s, s) to raw (not yet normalised) image embeddings."""
+    """Preprocessed pixels (n, 3, s, s) to raw (not yet normalised) image embeddings.
+
+    Threads: one session, opened when the tower is made; ``InferenceSession.run`` may be
+    called from several threads at once.
+    """
 
     def __init__(self, path: Path) -> None:
         # No spinning: while indexing, decoding threads need the cores between operators.

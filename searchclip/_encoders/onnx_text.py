@@ -5,10 +5,10 @@ An index directory may hold an export of its model's text tower (written by
 
     text-encoder.onnx    the graph: input_ids, attention_mask (int64, batch x tokens) -> text_embeds
     text-encoder.weights its weights as ONNX external data (onnxruntime maps them rather than
-                         parsing them out of the graph file: half the session start-up time)
+                         parsing them out of the graph file: a faster session start)
     tokenizer.json       the model's own tokenizer, for the ``tokenizers`` library
-    text-encoder-int8.onnx  the same graph quantised to int8 (a quarter of the weights to read
-                         per query), for int8 indexes; optional
+    text-encoder-int8.onnx  the same graph quantised to int8 (8-bit weights: fewer bytes to
+                         read per query), for int8 indexes; optional
     text-encoder.json    what it was exported from (model, dim, max length, pad id) and how far
                          the int8 graph agrees with torch (min cosine on varied prompts); written
                          last
@@ -69,7 +69,10 @@ def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportI
 class ClipTextTokenizer:
     """CLIP tokenization from a ``tokenizer.json``: its normalizer lower-cases, its post-processor
     adds BOS/EOS; here texts are truncated to the model's length and padded to the longest text
-    of the batch only (padding to the full length would double the model's work)."""
+    of the batch only (padding to the full length would make the model work on padding).
+
+    Threads: its settings are fixed when it is made; ``encode_batch`` only reads them, so it
+    may be called from several threads at once."""
 
     def __init__(self, path: Path, max_length: int, pad_id: int) -> None:
         from tokenizers import Tokenizer
@@ -92,7 +95,11 @@ class ClipTextTokenizer:
 
 
 class OnnxTextEncoder:
-    """Texts to unit vectors with an exported text tower; same vectors as the torch encoder."""
+    """Texts to unit vectors with an exported text tower; same vectors as the torch encoder.
+
+    Threads: everything is built when it is made (no lazy state); the tokenizer and the
+    session may be used from several threads at once.
+    """
 
     def __init__(
         self, directory: Path, info: TextExportInfo, batch_size: int = 32, int8: bool = False
@@ -131,4 +138,5 @@ class OnnxTextEncoder:
             ids, mask = self._tokenize(texts[start : start + self.batch_size])
             feed = {"input_ids": ids, "attention_mask": mask}
             parts.append(self._session.run(["text_embeds"], feed)[0])
-        return normalize(np.concatenate(parts).astype(np.float32, copy=False), self.dim)
+        vectors = np.concatenate(parts).astype(np.float32, copy=False)
+        return normalize(vectors, self.dim, model=self.model_id)

@@ -1,8 +1,10 @@
 """Image-encoding precision: the names an index records, and ``auto``'s choice.
 
-``fp32`` is the reference. ``bf16`` runs the image tower in bfloat16 (2.0x faster for ViT-B/32
-on this project's Zen 4 CPU with avx512_bf16); ``int8`` runs it as an int8-quantised ONNX model
-in onnxruntime (2.5-3x). Vectors are float32 and unit length at every precision.
+``fp32`` is the reference. ``bf16`` runs the image tower in bfloat16 (faster where the device
+has native bf16, e.g. a CPU with avx512_bf16); ``int8`` runs it as an int8-quantised ONNX model
+in onnxruntime (faster still on CPUs). How much faster, and how close to fp32:
+docs/benchmarks.md, "Image encoding precision". Vectors are float32 and unit length at every
+precision.
 ``auto`` encodes the first batch of the user's own images at fp32 and at every low precision the
 device offers, keeps those that agree with fp32 (every cosine >= ``MIN_COSINE``: real
 checkpoints quantise worse than random weights, so this is checked on real data, not assumed)
@@ -62,8 +64,9 @@ class PrecisionChoice:
     reason: str = ""
 
     def describe(self) -> str:
-        """One line for reports, e.g. ``int8 (first 32 images: int8 min cosine 0.9997,
-        52 img/s; bf16 min cosine 0.9999, 35 img/s; fp32 17 img/s)``."""
+        """One line for reports: ``PRECISION (first N images: TRIAL; ...; fp32 R img/s)``,
+        where each TRIAL is ``PRECISION min cosine C, R img/s`` (or why it lost, or could not
+        be tried)."""
         if not self.trials:
             return f"{self.precision} ({self.reason})"
         tried = [trial.describe() for trial in self.trials]
@@ -110,7 +113,7 @@ def _timed(
 ) -> tuple[np.ndarray, float]:
     """Vectors of ``pixels`` at ``precision`` and images per second: the best of the whole
     batch and ``extra_rounds`` more rounds of a few images (one short timing on a shared
-    machine can be off by 2x and would make the choice random), after a one-image warm-up that
+    machine can be far off and would make the choice random), after a one-image warm-up that
     also builds that precision's copy of the model."""
     encoder.encode_pixels_at(pixels[:1], precision)
     started = time.perf_counter()
