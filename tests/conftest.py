@@ -8,8 +8,6 @@ CLIP fixtures, so test modules that never ask for them run without paying for, o
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import shutil
 import tempfile
@@ -88,9 +86,8 @@ def fake_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def fake_model(fake_model_dir: Path, monkeypatch) -> str:
+def fake_model(fake_model_dir: Path) -> str:
     """The fake model as a user passes it: ``--model PATH``."""
-    _load_fake_models_until_load_encoder_does(monkeypatch)
     return str(fake_model_dir)
 
 
@@ -98,31 +95,6 @@ def fake_model(fake_model_dir: Path, monkeypatch) -> str:
 def each_model(request) -> str:
     """The fake model, then the tiny CLIP: for the flows the real CLIP path must pass too."""
     return request.getfixturevalue("fake_model" if request.param == "fake" else "model")
-
-
-def _load_fake_models_until_load_encoder_does(monkeypatch) -> None:
-    """A bridge while ``load_encoder`` does not yet know fake model directories (issue 12,
-    item 8: it gains that branch in searchclip/_encoders/__init__.py). A no-op once it does;
-    delete it then."""
-    import searchclip._encoders
-    from searchclip._encoders.fake import FakeEncoder, is_fake_model
-
-    real = searchclip._encoders.load_encoder
-    if "fake" in inspect.getsource(real):
-        return
-
-    def load_encoder(model, device="auto", batch_size=32):
-        if is_fake_model(model):
-            return FakeEncoder.load(model, batch_size=batch_size)
-        return real(model, device=device, batch_size=batch_size)
-
-    for name in ("searchclip._encoders", "searchclip._engine", "searchclip._encoder_session"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "load_encoder"):
-            monkeypatch.setattr(module, "load_encoder", load_encoder)
 
 
 @pytest.fixture

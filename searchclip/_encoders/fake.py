@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from searchclip._encoders import FAKE_MODEL_TYPE
 from searchclip._encoders.base import Encoder
 from searchclip._errors import InvalidArgumentError, ModelLoadError
 
 if TYPE_CHECKING:
     from PIL import Image
 
-FAKE_MODEL_TYPE = "searchclip-fake"
 CONFIG_FILE = "config.json"
 _PRECISIONS = ("fp32", "bf16", "int8")
 _GRID = 8  # images are pooled to GRID x GRID cells before the projection
