@@ -136,7 +136,7 @@ def test_unknown_tag_and_unknown_image_are_errors(engine, vocab_file, tmp_path):
         engine.search("x", tags=["unicorn"])
     with pytest.raises(InvalidArgumentError, match="not in this index"):
         engine.tags(tmp_path / "elsewhere.png")
-    with pytest.raises(InvalidArgumentError, match="top-k"):
+    with pytest.raises(InvalidArgumentError, match="top_k"):
         engine.tag(str(vocab_file), top_k=0)
 
 

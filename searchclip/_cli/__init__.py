@@ -8,6 +8,8 @@ Library errors become a one-line message and exit code 1 in exactly one place
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 
 import typer
@@ -43,11 +45,24 @@ app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:
-    # The application, not the library, decides which warnings to show: images above Pillow's
-    # warning size are checked against searchclip's own pixel limit, so Pillow's
-    # DecompressionBombWarning is noise here (matched by text: importing PIL costs a cold query).
-    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
+    quiet_third_party_output()
     app()
+
+
+def quiet_third_party_output() -> None:
+    """What the command line shows is the application's choice, made here and not in the
+    library: no weight-loading bars from huggingface_hub, no warning from Pillow for images that
+    searchclip's own pixel limit admits (matched by text: importing PIL costs a cold query), and
+    no advice from ONNX Runtime's quantiser, which logs to the root logger."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.addFilter(lambda record: not record.getMessage().startswith(_QUANTISER_ADVICE))
+    logging.getLogger().addHandler(handler)
+
+
+_QUANTISER_ADVICE = "Please consider to run pre-processing"
 
 
 __all__ = ["app", "main"]

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from searchclip._encoders import looks_like_path
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
     EmptyIndexError,
     IndexNotFoundError,
+    ModelLoadError,
     ModelMismatchError,
     PrecisionMismatchError,
     SearchclipError,
@@ -49,11 +51,17 @@ def cli_hint(exc: SearchclipError) -> str:
         return f"index some with `searchclip index PATH --index {exc.index_dir}`"
     if isinstance(exc, PrecisionMismatchError):
         return "omit --precision to use the index's own, or choose another --index for the new one"
+    if isinstance(exc, ModelLoadError) and exc.model and not _is_local(exc.model):
+        return "a local copy of a model is used with --model PATH"
     if isinstance(exc, ModelMismatchError):
         return (
             "omit --model to use the index's own model, or choose another --index for the new one"
         )
     return ""
+
+
+def _is_local(model: str) -> bool:
+    return looks_like_path(model) or Path(model).expanduser().exists()
 
 
 IndexOption = Annotated[
