@@ -12,8 +12,6 @@
 #   f. from the light venv: a new index (which needs torch) and `python -m searchclip.training`
 #      fail with exit 1 and one line on stderr naming searchclip[clip], no traceback.
 #
-# d, e and f run with python3 and again with a Python 3.10 when one is found (the floor that
-# pyproject.toml declares); without one that pass is skipped with a message saying so.
 # Run from anywhere; needs .venv (what .ci/run builds) and the package registries for pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,38 +148,27 @@ EOF
 
     step "e. [$name] search and grow the int8 index without torch"
     cp -r "$WORK/index-int8" "$index"
-    local hits top ort image total=$((${#BASE[@]} + ${#NEW[@]}))
+    local hits top image total=$((${#BASE[@]} + ${#NEW[@]}))
     hits=$(must_pass "$light/searchclip" query "a red circle" --index "$index" --paths)
     [[ -n $hits ]] || fail "the text query found nothing"
     echo "text query: $(wc -l <<<"$hits") hits, first $(head -n 1 <<<"$hits")"
     must_pass "$light/searchclip" info --index "$index"
-    # The bundled model's int8 image tower has ConvInteger nodes with int8 weights, which
-    # onnxruntime runs from 1.24 on; 1.24 needs Python >= 3.11, so on 3.10 image encoding falls
-    # back to torch, and must say so in one line.
-    ort=$(must_pass "$light/python" -c 'import onnxruntime; print(onnxruntime.__version__)')
-    if "$light/python" -c "import sys; sys.exit(tuple(map(int, '$ort'.split('.')[:2])) < (1, 24))"
-    then
-        top=$(must_pass "$light/searchclip" query --image "$QUERY_IMAGE" --index "$index" \
-            --paths -k 3)
-        [[ $(head -n 1 <<<"$top") == "$QUERY_IMAGE" ]] \
-            || fail "the image query's first hit is $(head -n 1 <<<"$top"), not $QUERY_IMAGE itself"
-        echo "image query: first hit is the query image itself"
-        must_pass "$light/searchclip" index "$WORK/new" --index "$index" | tail -n 3
-        hits=$(must_pass "$light/searchclip" query "a blue square" --index "$index" --paths -k 100)
-        [[ $(wc -l <<<"$hits") -eq $total ]] \
-            || fail "the index holds $(wc -l <<<"$hits") images after adding, not $total"
-        for image in "${NEW[@]}"; do
-            image=$(realpath "$image")
-            top=$(must_pass "$light/searchclip" query --image "$image" --index "$index" \
-                --paths -k 1)
-            [[ $top == "$image" ]] || fail "the added $image is not its own first hit ($top)"
-        done
-        echo "$total images after adding ${#NEW[@]}, each its own first hit"
-    else
-        echo "image query and int8 indexing: onnxruntime $ort (the newest for this Python) cannot"
-        echo "run the int8 image tower's ConvInteger (onnxruntime >= 1.24 can), so they need torch:"
-        must_need_clip "$light/searchclip" query --image "$QUERY_IMAGE" --index "$index"
-    fi
+    top=$(must_pass "$light/searchclip" query --image "$QUERY_IMAGE" --index "$index" \
+        --paths -k 3)
+    [[ $(head -n 1 <<<"$top") == "$QUERY_IMAGE" ]] \
+        || fail "the image query's first hit is $(head -n 1 <<<"$top"), not $QUERY_IMAGE itself"
+    echo "image query: first hit is the query image itself"
+    must_pass "$light/searchclip" index "$WORK/new" --index "$index" | tail -n 3
+    hits=$(must_pass "$light/searchclip" query "a blue square" --index "$index" --paths -k 100)
+    [[ $(wc -l <<<"$hits") -eq $total ]] \
+        || fail "the index holds $(wc -l <<<"$hits") images after adding, not $total"
+    for image in "${NEW[@]}"; do
+        image=$(realpath "$image")
+        top=$(must_pass "$light/searchclip" query --image "$image" --index "$index" \
+            --paths -k 1)
+        [[ $top == "$image" ]] || fail "the added $image is not its own first hit ($top)"
+    done
+    echo "$total images after adding ${#NEW[@]}, each its own first hit"
 
     step "f. [$name] what needs torch says which extra to install"
     must_need_clip "$light/searchclip" index "$WORK/new2" --index "$WORK/index-new-$name"
@@ -191,19 +178,5 @@ EOF
 }
 
 light_checks python3 "python3"
-
-# A pyenv shim named python3.10 may exist and refuse to run: each candidate must answer.
-PY310=
-for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3 python3.10; do
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
-        PY310=$candidate
-        break
-    fi
-done
-if [[ -n $PY310 ]]; then
-    light_checks "$PY310" "python3.10"
-else
-    step "d, e, f with Python 3.10: SKIPPED, no Python 3.10 on this machine"
-fi
 
 printf '\nlight install check passed\n'

@@ -6,6 +6,7 @@ only when an index is searched.
 """
 
 from searchclip._encoders import DEFAULT_MODEL, Encoder, load_encoder
+from searchclip._encoders.fake import FakeEncoder, write_fake_model
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
     CatalogError,
@@ -25,6 +26,19 @@ from searchclip._errors import (
     SchemaTooNewError,
     SearchclipError,
 )
+from searchclip._evaluation import (
+    calibrate,
+    evaluate_retrieval,
+    evaluate_tagging,
+    evaluate_zeroshot,
+)
+from searchclip._evaluation_results import (
+    Calibration,
+    RecallAtK,
+    RetrievalEvaluation,
+    TaggingEvaluation,
+    ZeroShotEvaluation,
+)
 from searchclip._index_dir import default_index_dir
 from searchclip._results import (
     FailedFile,
@@ -41,10 +55,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Calibration",
     "CatalogError",
     "EmptyIndexError",
     "Encoder",
     "FailedFile",
+    "FakeEncoder",
     "FileError",
     "ImageReadError",
     "IndexBusyError",
@@ -60,16 +76,25 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "PrecisionMismatchError",
+    "RecallAtK",
+    "RetrievalEvaluation",
     "SchemaTooNewError",
     "SearchEngine",
     "SearchHit",
     "SearchclipError",
     "Tag",
     "TagReport",
+    "TaggingEvaluation",
     "VocabularyInfo",
+    "ZeroShotEvaluation",
     "__version__",
+    "calibrate",
     "default_index_dir",
+    "evaluate_retrieval",
+    "evaluate_tagging",
+    "evaluate_zeroshot",
     "load_encoder",
+    "write_fake_model",
 ]
 
 # Exported names say they are searchclip's, whatever private module defines them.

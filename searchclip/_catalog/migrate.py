@@ -12,7 +12,8 @@ from searchclip._errors import SchemaTooNewError
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 # The newest revision in migrations/versions/. Opening a catalog already at this revision
-# skips importing Alembic (~0.1 s of a cold query); tests check it against Alembic's head.
+# skips importing Alembic, a visible share of a cold query (docs/benchmarks.md, "Text
+# queries: cold ..."); tests check it against Alembic's head.
 HEAD_REVISION = "0002_tags"
 
 

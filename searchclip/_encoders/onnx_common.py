@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are not evaluated at run time
-    from typing_extensions import Self
+    from typing import Self
 
 
 @dataclass(frozen=True)
