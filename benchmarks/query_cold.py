@@ -6,7 +6,8 @@ when missing). Encoding 100k images would take hours, so the catalog is filled t
 API (``Catalog.set_model`` + ``Catalog.apply`` with random unit vectors and made-up file rows),
 the text tower is exported to ONNX as ``searchclip index`` does for an index of --precision
 (int8, what ``auto`` picks on this project's CPU: also an int8 copy of the text tower, used when
-it agrees with torch; or fp32), and one library search writes the FAISS file. Then it times:
+it agrees with torch; or fp32), and the FAISS file is written as an index run writes it.
+Then it times:
 
 - ``searchclip query "a dog on a beach" --index DIR`` as a fresh subprocess, start to exit
   (the results are its last output), median of --runs after one untimed run;
@@ -55,7 +56,7 @@ def build_index(index_dir: Path, model: Path, n: int, precision: str, seed: int 
     """Catalog rows + random unit vectors through the catalog's API."""
     from searchclip._catalog import Catalog, CatalogChanges, FileEntry
     from searchclip._encoders import resolve_model_name
-    from searchclip._index_precision import PRECISION_KEY
+    from searchclip._vector_store import VectorStore
 
     if index_dir.exists():
         shutil.rmtree(index_dir)
@@ -64,7 +65,7 @@ def build_index(index_dir: Path, model: Path, n: int, precision: str, seed: int 
     rng = np.random.default_rng(seed)
     with Catalog.open(index_dir / "catalog.sqlite") as catalog:
         record = catalog.set_model(resolve_model_name(str(model)), dim)
-        catalog.set_setting(PRECISION_KEY, precision)
+        catalog.set_precision(precision, f"{precision} (requested)")
         for start in range(0, n, 10_000):
             count = min(10_000, n - start)
             vectors = rng.standard_normal((count, dim)).astype(np.float32)
@@ -84,6 +85,7 @@ def build_index(index_dir: Path, model: Path, n: int, precision: str, seed: int 
                 for i, vector in zip(range(start, start + count), vectors, strict=True)
             ]
             catalog.apply(CatalogChanges(upserts=upserts), record)
+        VectorStore(index_dir, catalog).refresh(catalog.state())  # what an index run writes
 
 
 def ensure_export(index_dir: Path, model: Path, precision: str) -> None:
@@ -157,7 +159,7 @@ def warm_queries(index_dir: Path, count: int) -> tuple[float, float]:
             engine.search(text)
             search.append(time.perf_counter() - started)
             started = time.perf_counter()
-            engine._text_encoder().encode_texts([text])
+            engine._encoders.text_encoder(engine._model).encode_texts([text])
             encode.append(time.perf_counter() - started)
     return statistics.median(search) * 1e3, statistics.median(encode) * 1e3
 
@@ -181,7 +183,7 @@ def main() -> None:
         )
     ensure_export(index_dir, model, args.precision)
     agreement(index_dir, model)
-    ms_search, ms_encode = warm_queries(index_dir, args.warm_queries)  # also writes the FAISS file
+    ms_search, ms_encode = warm_queries(index_dir, args.warm_queries)
     first = cold_query(index_dir)
     times = [cold_query(index_dir) for _ in range(args.runs)]
     peak_mb = query_peak_memory(index_dir)
