@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import searchclip
 
@@ -61,3 +65,39 @@ def test_errors_carry_their_context():
     assert searchclip.InvalidArgumentError("k must be positive", value=0).value == 0
     assert searchclip.EmptyIndexError("empty", index_dir="/i").index_dir == "/i"
     assert searchclip.MissingExtraError("needs torch", extra="clip").extra == "clip"
+
+
+def test_importing_every_module_changes_no_warning_filter_or_logger():
+    # Third-party packages may set filters of their own when imported (scipy does): run every
+    # third-party import statement of the package first, then ours must change nothing.
+    third_party = []
+    for path in Path(searchclip.__file__).parent.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom) and not node.__dict__.get("level"):
+                names = (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom)
+                    else [alias.name for alias in node.names]
+                )
+                if not any(str(name).startswith(("searchclip", "__future__")) for name in names):
+                    third_party.append(ast.unparse(node))
+    script = "\n".join(
+        [
+            "import importlib, logging, pkgutil, sys, warnings",
+            *(
+                f"try:\n    {line}\nexcept Exception:\n    pass"
+                for line in sorted(set(third_party))
+            ),
+            "before = (list(warnings.filters), logging.getLogger().level,"
+            " list(logging.getLogger().handlers))",
+            "import searchclip",
+            "for m in pkgutil.walk_packages(searchclip.__path__, 'searchclip.'):",
+            "    if not m.name.startswith(('searchclip.training', 'searchclip.__main__')):",
+            "        importlib.import_module(m.name)",
+            "after = (list(warnings.filters), logging.getLogger().level,"
+            " list(logging.getLogger().handlers))",
+            "sys.exit(0 if before == after else f'changed: {after}')",
+        ]
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -18,6 +18,7 @@ from pictures import photo_folder, write_picture
 import searchclip._ingest
 from searchclip import (
     EmptyIndexError,
+    FileError,
     ImageReadError,
     IndexBusyError,
     IndexNotFoundError,
@@ -443,3 +444,15 @@ def test_a_vector_file_of_the_wrong_type_is_rebuilt(tmp_path, fake_model, photos
         assert hnsw.is_hnsw_file(vector_file)
         engine.index(photos)
     assert _vector_index_type(index_dir) is IVFIndex
+
+
+def test_a_missing_folder_is_refused_before_any_model_is_loaded_or_recorded(tmp_path):
+    index_dir = tmp_path / "indexes" / "new"
+    # A model that cannot load: were it loaded first, this would be a ModelLoadError.
+    with SearchEngine(index_dir, model=str(tmp_path / "no-model-here")) as engine:
+        with pytest.raises(FileError) as raised:
+            engine.index(tmp_path / "no-such-folder")
+        assert raised.value.path == str(tmp_path / "no-such-folder")
+        with pytest.raises(InvalidArgumentError):
+            engine.index(tmp_path, workers=0)
+    assert not (tmp_path / "indexes").exists()  # nothing recorded: no blank index left
