@@ -6,7 +6,6 @@ only when an index is searched.
 """
 
 from searchclip._encoders import DEFAULT_MODEL, Encoder, load_encoder
-from searchclip._encoders.fake import FakeEncoder, write_fake_model
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
     CatalogError,
@@ -25,12 +24,6 @@ from searchclip._errors import (
     PrecisionMismatchError,
     SchemaTooNewError,
     SearchclipError,
-)
-from searchclip._evaluation import (
-    calibrate,
-    evaluate_retrieval,
-    evaluate_tagging,
-    evaluate_zeroshot,
 )
 from searchclip._evaluation_results import (
     Calibration,
@@ -97,9 +90,39 @@ __all__ = [
     "write_fake_model",
 ]
 
-# Exported names say they are searchclip's, whatever private module defines them.
+# Loaded on first use: a query never needs them, and a cold query pays for every import.
+_LAZY = {
+    "FakeEncoder": "searchclip._encoders.fake",
+    "write_fake_model": "searchclip._encoders.fake",
+    "calibrate": "searchclip._evaluation",
+    "evaluate_retrieval": "searchclip._evaluation",
+    "evaluate_tagging": "searchclip._evaluation",
+    "evaluate_zeroshot": "searchclip._evaluation",
+}
+
+
+def _as_public(value):
+    """Exported names say they are searchclip's, whatever private module defines them."""
+    if getattr(value, "__module__", "").startswith("searchclip._"):
+        value.__module__ = "searchclip"
+    return value
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'searchclip' has no attribute {name!r}")
+    import importlib
+
+    value = _as_public(getattr(importlib.import_module(_LAZY[name]), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 for _name in __all__:
-    _value = globals()[_name]
-    if getattr(_value, "__module__", "").startswith("searchclip._"):
-        _value.__module__ = "searchclip"
-del _name, _value
+    if _name not in _LAZY:
+        _as_public(globals()[_name])
+del _name
