@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from searchclip._tagging import Tag, Tagger, TagReport
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # checked against torch when a model loads
+
+
 class SearchEngine:
     """One index directory, opened for indexing and searching.
 
@@ -68,7 +72,7 @@ class SearchEngine:
     tower's ONNX export, the int8 image tower) are kept in the index directory.
 
     Raises:
-        InvalidArgumentError: ``batch_size`` < 1, or an unknown ``precision``.
+        InvalidArgumentError: ``batch_size`` < 1, an unknown ``device`` or ``precision``.
         IndexNotFoundError: no index at ``index_dir`` and ``create=False``.
         CatalogError: the catalog is not a readable searchclip catalog.
         SchemaTooNewError: the index was written by a newer searchclip.
@@ -90,6 +94,10 @@ class SearchEngine:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArgumentError(
                 f"batch size must be at least 1, got {batch_size!r}", value=batch_size
+            )
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+            raise InvalidArgumentError(
+                f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps", value=device
             )
         self._directory = IndexDirectory(index_dir, create=create)
         self.index_dir = self._directory.path

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from searchclip._errors import IndexBusyError, IndexNotFoundError
+from searchclip._errors import FileError, IndexBusyError, IndexNotFoundError
 
 CATALOG_FILE = "catalog.sqlite"
 LOCK_FILE = "write.lock"
@@ -29,11 +29,19 @@ class IndexDirectory:
         self.path = Path(path if path is not None else default_index_dir()).expanduser().absolute()
         self.catalog = self.path / CATALOG_FILE
         self.created: list[Path] = []
+        if self.path.exists() and not self.path.is_dir():
+            raise FileError(f"{self.path} is a file, not an index directory", path=self.path)
         if not self.catalog.is_file():
             if not create:
                 raise IndexNotFoundError(f"no index at {self.path}", index_dir=self.path)
             missing = [d for d in (self.path, *self.path.parents) if not d.exists()]
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise FileError(
+                    f"cannot create the index directory {self.path}: {_cause(exc)}",
+                    path=self.path,
+                ) from None
             self.created = [self.catalog, *missing]
 
     def remove_created(self) -> None:
@@ -61,7 +69,14 @@ class IndexDirectory:
         except ImportError:  # Windows: no advisory locks; SQLite still serialises the writes
             yield
             return
-        with open(self.path / LOCK_FILE, "a+") as handle:
+        lock = self.path / LOCK_FILE
+        try:
+            handle = open(lock, "a+")  # noqa: SIM115 (closed by the with below)
+        except OSError as exc:
+            raise FileError(
+                f"cannot open the index's lock file {lock}: {_cause(exc)}", path=lock
+            ) from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -73,3 +88,7 @@ class IndexDirectory:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cause(exc: OSError) -> str:
+    return exc.strerror.lower() if exc.strerror else str(exc)

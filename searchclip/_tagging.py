@@ -115,6 +115,11 @@ class Tagger:
     ) -> TagReport:
         if top_k < 1:
             raise InvalidArgumentError(f"top_k must be at least 1, got {top_k}", value=top_k)
+        if threshold is not None and not -1.0 <= threshold <= 1.0:
+            raise InvalidArgumentError(
+                f"a threshold is a cosine similarity, between -1 and 1; got {threshold}",
+                value=threshold,
+            )
         started = time.monotonic()
         record = self.vocabulary_record(vocabulary, templates)
         names, label_vectors, thresholds = self._catalog.tags.labels(record.id)

@@ -210,7 +210,7 @@ def test_query_on_an_empty_index(tmp_path, fake_model):
     empty_folder.mkdir()
     index_dir = tmp_path / "index"
     result = ok("index", empty_folder, "--index", index_dir, "--model", model)
-    assert "0 new" in result.stdout
+    assert "no image files found" in result.stdout  # issue 13: not "already indexed"
     fails("query", "x", "--index", index_dir, match="holds no images")
 
 

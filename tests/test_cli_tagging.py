@@ -89,7 +89,7 @@ def test_tag_threshold_keeps_every_label_that_passes_it(index_dir, vocab, colour
     everything = tag_report("--index", index_dir, "--vocab", vocab, "--threshold", "-1")
     assert (everything["rule"], everything["scored"], everything["tags"]) == ("score >= -1", 4, 16)
 
-    nothing = tag_report("--index", index_dir, "--vocab", vocab, "--threshold", "1.01")
+    nothing = tag_report("--index", index_dir, "--vocab", vocab, "--threshold", "1")
     assert (nothing["scored"], nothing["tags"]) == (4, 0)  # another rule: everything re-tagged
     assert all(stored_tags(index_dir, path) == [] for path in colours.values())
 

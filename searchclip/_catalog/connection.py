@@ -9,7 +9,10 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.exc import DatabaseError
 
 from searchclip._catalog.migrate import upgrade_to_head
-from searchclip._errors import CatalogError
+from searchclip._errors import CatalogError, IndexBusyError
+
+# How long a statement waits for another connection's lock before SQLite says "locked".
+BUSY_TIMEOUT_MS = 10_000
 
 
 def open_database(path: Path) -> Engine:
@@ -28,6 +31,10 @@ def open_database(path: Path) -> Engine:
         _use_wal(engine)  # only once the file is known to be ours
     except (DatabaseError, sqlite3.DatabaseError) as exc:
         engine.dispose()
+        if "database is locked" in _first_line(exc):  # another process creating it right now
+            raise IndexBusyError(
+                f"another searchclip process is indexing into {path.parent}", index_dir=path.parent
+            ) from None
         raise CatalogError(
             f"{path} is not a readable searchclip catalog ({_first_line(exc)})", path=path
         ) from None
@@ -47,7 +54,7 @@ def _on_connect(dbapi_connection, _record) -> None:
     # that matters for a batch-committing indexer. These settings last only for the connection.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # 64 MB of page cache (default 2 MB): a tagging run inserts hundreds of thousands of rows
     # into the per-label index in random order, which thrashes a small cache.
     cursor.execute("PRAGMA cache_size=-65536")

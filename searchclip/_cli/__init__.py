@@ -15,7 +15,7 @@ import warnings
 import typer
 
 from searchclip._cli import _eval, _index, _info, _query, _tags
-from searchclip._cli._common import ErrorHandlingGroup
+from searchclip._cli._common import DEBUG_ENV_VAR, ErrorHandlingGroup
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
@@ -25,6 +25,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts say "[default: ...]"; rich would take it for markup
 )
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show the traceback of a failure (also: ${DEBUG_ENV_VAR}=1)."
+    ),
+) -> None:
+    """Semantic image search: index photo folders with CLIP, search them by text or image."""
+    ctx.meta["debug"] = debug
+
+
 app.command()(_index.index)
 app.command()(_query.query)
 app.command()(_tags.tag)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from searchclip._encoders import looks_like_path
 from searchclip._engine import SearchEngine
@@ -19,28 +21,54 @@ from searchclip._errors import (
     PrecisionMismatchError,
     SearchclipError,
 )
+from searchclip._images import IMAGE_SUFFIXES
 from searchclip._index_dir import INDEX_ENV_VAR, default_index_dir
 from searchclip._results import IndexProgress, IndexReport
 
 FAILURES_SHOWN = 10
 
 
+DEBUG_ENV_VAR = "SEARCHCLIP_DEBUG"
+
+
 class ErrorHandlingGroup(TyperGroup):
-    """Library errors become one line on stderr and exit code 1, here and nowhere else."""
+    """Every failure becomes one line on stderr and exit code 1, here and nowhere else:
+    searchclip's own errors with the CLI's hint, an OSError with its path and cause, anything
+    unexpected with its type. ``--debug`` (or ``SEARCHCLIP_DEBUG=1``) shows the traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except SearchclipError as exc:
-            hint = cli_hint(exc)
-            typer.echo(f"error: {exc}" + (f"; {hint}" if hint else ""), err=True)
-            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # usage errors and deliberate exits: Typer reports them (usage: exit 2)
         except KeyboardInterrupt:
             typer.echo(
                 "interrupted: work committed so far is kept; run the same command to resume",
                 err=True,
             )
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if ctx.meta.get("debug") or os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0"):
+                raise
+            typer.echo(f"error: {error_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+
+def error_line(exc: Exception) -> str:
+    """The one line a failure is reported in."""
+    if isinstance(exc, SearchclipError):
+        hint = cli_hint(exc)
+        return f"{exc}" + (f"; {hint}" if hint else "")
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        return f"{where}{cause}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return (
+        f"unexpected {type(exc).__name__}"
+        + (f": {first}" if first else "")
+        + f" (run with --debug or {DEBUG_ENV_VAR}=1 for the traceback, and please report it)"
+    )
 
 
 def cli_hint(exc: SearchclipError) -> str:
@@ -90,6 +118,9 @@ def index_summary(report: IndexReport, path: Path) -> str:
         f"{report.new} new, {report.updated} updated, {report.moved} moved, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed"
     )
+    if not (report.changed_anything or report.unchanged or report.failed):
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        return f"indexed {path}: no image files found (searchclip reads {suffixes})"
     work = (
         f"encoded {report.encoded} images"
         if report.encoded
