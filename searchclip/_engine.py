@@ -221,6 +221,7 @@ class SearchEngine:
             **({"workers": workers} if workers else {}),
         )
         with self._directory.write_lock():
+            self._directory.remove_leftovers()
             model = self._ensure_model_recorded()
             self._precision.record()
             changes = self._vectors.begin_changes(self._catalog.state())  # under the lock: exact

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +63,21 @@ class IndexDirectory:
                 break
         self.created = []
 
+    def remove_leftovers(self) -> list[Path]:
+        """Remove what a killed run left behind, and return it: temporary vector files (only a
+        writer writes them, and the caller holds the write lock) and ONNX export staging folders
+        of processes that no longer exist (a live one may be exporting for a query)."""
+        removed = []
+        for leftover in self.path.glob(".vectors-*.faiss.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed.append(leftover)
+        for staging in self.path.glob(".*-export-*"):
+            if staging.is_dir() and not _process_alive(_staging_pid(staging.name)):
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+        return removed
+
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
         """One writer per index: a second writer fails fast instead of interleaving."""
@@ -92,3 +109,21 @@ class IndexDirectory:
 
 def _cause(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def _staging_pid(name: str) -> int | None:
+    """The process id in an export staging folder's name (``.text-export-<pid>[-<thread>]``)."""
+    found = re.match(r"\.\w+-export-(\d+)", name)
+    return int(found.group(1)) if found else None
+
+
+def _process_alive(pid: int | None) -> bool:
+    if pid is None:
+        return True  # not ours to judge: leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True

@@ -207,3 +207,45 @@ def test_usage_errors_exit_2_as_documented(tmp_path):
     assert "Traceback" not in result.stderr
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "exit code 2" in readme
+
+
+_KILLED_AT_THE_RENAME = """
+import os, signal, sys
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if str(dst).endswith(".faiss"):  # the vector file's atomic rename: die just before it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+from searchclip._cli import main
+sys.argv = ["searchclip", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_the_rename_leaves_nothing_after_the_next_run(tmp_path, fake_model):
+    photos = tmp_path / "photos"
+    photo_folder(photos, 4)
+    index_dir = tmp_path / "index"
+    args = ["index", photos, "--index", index_dir, "--model", fake_model, "--precision", "fp32"]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_THE_RENAME, *map(str, args)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9
+    assert list(index_dir.glob(".vectors-*.faiss.*.tmp"))  # the kill left its temporary file
+    dead_export = index_dir / ".text-export-999999999-1"  # a staging folder of a dead process
+    dead_export.mkdir()
+    (dead_export / "model.onnx").write_bytes(b"half written")
+    live_export = index_dir / f".text-export-{os.getpid()}-1"  # a live process's: kept
+    live_export.mkdir()
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert not list(index_dir.glob(".vectors-*.faiss.*.tmp"))
+    assert not dead_export.exists()
+    assert live_export.exists()
+    assert run_cli("query", "a photo", "--index", index_dir, "-k", "4").returncode == 0
