@@ -3,6 +3,14 @@
 Everything a bad file can do (vanish, be unreadable, lie about its format, be truncated, claim
 billions of pixels) ends here as :class:`~searchclip._errors.ImageReadError` with a short reason
 that the indexer records per file, so one bad photo never stops an indexing run.
+
+Memory (issue 13): a file of a few hundred bytes can declare a canvas of 169 million pixels,
+which Pillow allocates in full. The indexer therefore decodes under a pixel budget,
+:data:`DECODE_BUDGET_PIXELS` shared by its decode workers (:func:`decode_budget`), checked from
+the header (after JPEG draft scaling) before any pixel is decoded; it refuses images thinner
+than 1:20 (:data:`MAX_ASPECT_RATIO`: the model would scale their short side up); and
+every decoded image is reduced right after decoding to the smallest size whose short side
+still covers the model's input, before any conversion or copy.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import stat
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from searchclip._errors import ImageReadError, InvalidArgumentError
 
@@ -23,12 +31,27 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 DEFAULT_MAX_PIXELS: int = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own hard limit, ~179 MP
 DEFAULT_MAX_FILE_BYTES: int = 512 * 2**20
+# What the indexer's decode workers may decode at once, in pixels, shared among them. Decoding
+# costs at most about 6 bytes a pixel (16-bit grey: 2 as decoded, 4 more once widened for the
+# reduction; RGB and RGBA are 4, palette 1 + 4 once expanded), so 128 MP is at most ~0.8 GB
+# however many workers run, and an index run stays under ~1.5 GB (docs/benchmarks.md).
+DECODE_BUDGET_PIXELS: int = 128 * 10**6
+MAX_ASPECT_RATIO: int = 20  # an image thinner than 1:20 is refused, not scaled up
 
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P"})  # composited via convert("RGBA")
 _PREMULTIPLIED_MODES = frozenset({"La", "RGBa"})
 _DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -150,14 +173,31 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def decode_budget(workers: int) -> int:
+    """The pixel budget of one decode when ``workers`` decode at once: an equal share of
+    :data:`DECODE_BUDGET_PIXELS`, never above Pillow's own limit."""
+    return min(DEFAULT_MAX_PIXELS, DECODE_BUDGET_PIXELS // max(1, workers))
+
+
 def decode_image(
-    data: bytes, *, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    min_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode_pixels: int | None = None,
+    max_aspect: float | None = None,
+    reduce: bool = False,
 ) -> DecodedImage:
     """Decode ``data`` into an upright RGB image (first frame of animations).
 
-    The pixel count is checked from the header before any pixel is decoded, so a tiny file that
-    claims a huge canvas costs nothing. With ``min_side``, JPEGs are decoded by libjpeg at a
-    reduced scale whose short side stays >= ``min_side``: the model resizes to that anyway.
+    Every limit is checked from the header before any pixel is decoded, so a tiny file that
+    claims a huge canvas costs nothing: ``max_pixels`` on the declared size, ``decode_pixels``
+    on the size that would really be decoded (a JPEG's draft size), ``max_aspect`` on the
+    ratio of the long side to the short one. With ``min_side``, JPEGs are decoded by libjpeg at
+    a reduced scale whose short side stays >= ``min_side``; with ``reduce`` too, any image is
+    then reduced right after decoding (by an integer factor, box filter), before any
+    conversion or copy, to the smallest size whose short side is still >= ``min_side``: the
+    model resizes to that anyway. ``width`` and ``height`` stay the full-resolution size.
     """
     try:
         img = Image.open(io.BytesIO(data))
@@ -173,11 +213,21 @@ def decode_image(
     width, height = img.size
     if width * height > max_pixels:
         raise ImageReadError(_too_many_pixels(width, height, max_pixels))
+    if max_aspect is not None and max(width, height) > max_aspect * max(1, min(width, height)):
+        raise ImageReadError(_too_thin(width, height, max_aspect))
     try:
         if min_side is not None and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
+    except Exception:
+        raise ImageReadError("truncated or corrupt image data") from None
+    if decode_pixels is not None and img.size[0] * img.size[1] > decode_pixels:
+        raise ImageReadError(_over_budget(width, height, img.size, decode_pixels))
+    try:
         img.load()
-        img, turned = _upright(img)
+        orientation = _orientation(img)
+        if reduce and min_side is not None:
+            img = _reduced(img, min_side)
+        img, turned = _upright(img, orientation)
         rgb = _to_rgb(img)
     except Image.DecompressionBombError:
         raise ImageReadError(_too_many_pixels(width, height, max_pixels)) from None
@@ -202,18 +252,41 @@ def load_image(
         raise ImageReadError(err.reason, path_s) from None
 
 
-def _upright(img: Image.Image) -> tuple[Image.Image, bool]:
-    """Apply the EXIF orientation; also says whether the picture turned by 90 degrees.
-
-    A broken EXIF block leaves the picture as stored rather than rejecting a good photo.
-    """
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1 to 8), read before reduction drops a TIFF's own tags; a broken
+    EXIF block reads as 1 (as stored) rather than rejecting a good photo."""
     try:
         orientation = int(img.getexif().get(_ORIENTATION_TAG, 1))
-        if orientation not in (2, 3, 4, 5, 6, 7, 8):
-            return img, False
-        return ImageOps.exif_transpose(img), orientation >= 5
     except Exception:
+        return 1
+    return orientation if orientation in _TRANSPOSE else 1
+
+
+def _upright(img: Image.Image, orientation: int) -> tuple[Image.Image, bool]:
+    """Apply the EXIF orientation; also says whether the picture turned by 90 degrees."""
+    if orientation not in _TRANSPOSE:
         return img, False
+    return img.transpose(_TRANSPOSE[orientation]), orientation >= 5
+
+
+def _reduced(img: Image.Image, min_side: int) -> Image.Image:
+    """``img`` shrunk by the largest integer factor that keeps its short side >= ``min_side``
+    (box filter, no copy at full size beyond what the mode needs to be reducible)."""
+    factor = min(img.size) // max(1, min_side)
+    if factor < 2:
+        return img
+    mode = img.mode
+    if mode == "1":
+        img = img.convert("L")
+    elif mode == "P" or "transparency" in img.info:
+        # Expand the palette (or colour-key transparency) first: averaging indices is meaningless.
+        img = img.convert("RGBA")
+    elif mode.startswith("I;16"):
+        img = img.convert("I")  # _to_rgb scales "I" of at most 65535 as 16-bit
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a mode reduce() does not handle: decode at full size as before
+        return img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -253,6 +326,21 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
     return (
         f"image too large: {width}x{height} pixels exceeds the limit of "
         f"{max_pixels / 1e6:.4g} megapixels (decompression-bomb guard)"
+    )
+
+
+def _over_budget(width: int, height: int, decoded: tuple[int, int], budget: int) -> str:
+    at = "" if decoded == (width, height) else f" (decoded at {decoded[0]}x{decoded[1]})"
+    return (
+        f"image too large: {width}x{height} pixels{at} exceeds the decode budget of "
+        f"{budget / 1e6:.4g} megapixels per decoding worker (decompression-bomb guard)"
+    )
+
+
+def _too_thin(width: int, height: int, max_aspect: float) -> str:
+    return (
+        f"image too thin: {width}x{height} pixels is beyond the 1:{max_aspect:g} aspect-ratio "
+        "limit (its short side would be scaled up to the model's input)"
     )
 
 

@@ -53,7 +53,24 @@ class BatchCommitted:
 class IngestOptions:
     batch_size: int = 32
     workers: int = min(4, os.cpu_count() or 1)
-    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    # An explicit per-image pixel limit, which replaces the decode budget; None (or Pillow's
+    # limit, the engine's default) means the budget: images.decode_budget(workers) per decode.
+    max_pixels: int | None = None
+
+    def decode_limits(self) -> dict:
+        """The keyword limits for images.decode_image: the caller's max_pixels as given, else
+        the per-worker share of the decode budget; the aspect-ratio cap and the reduction to
+        the model's input size either way."""
+        if self.max_pixels is None or self.max_pixels == images.DEFAULT_MAX_PIXELS:
+            budget = images.decode_budget(self.workers)
+        else:
+            budget = None
+        return {
+            "max_pixels": self.max_pixels or images.DEFAULT_MAX_PIXELS,
+            "decode_pixels": budget,
+            "max_aspect": images.MAX_ASPECT_RATIO,
+            "reduce": True,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,9 +159,7 @@ class _Run:
     def _decode(self, stat, record, data: bytes, digest: str) -> _Prepared:
         image_size = self.encoding.image_size()  # outside the try: a model that cannot load
         try:  # stops the run
-            decoded = images.decode_image(
-                data, min_side=image_size, max_pixels=self.options.max_pixels
-            )
+            decoded = images.decode_image(data, min_side=image_size, **self.options.decode_limits())
             pixels = self.encoding.preprocess(decoded.image)
         except ImageReadError as exc:
             return _Prepared(stat, record, digest, error=exc.reason)
