@@ -193,11 +193,13 @@ class SearchEngine:
         path: str | os.PathLike,
         *,
         workers: int | None = None,
-        max_pixels: int = images.DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
     ) -> IndexReport:
         """Index the images under ``path`` (a folder, recursively, or one file); incremental.
 
+        ``max_pixels`` replaces the decode budget (a share of a fixed pixel total per decoding
+        worker, which bounds a run's memory) with a plain per-image limit.
         ``on_progress`` is called after each file that needed reading (the CLI draws its bar
         from it); the library itself prints nothing.
 

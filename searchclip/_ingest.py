@@ -53,18 +53,15 @@ class BatchCommitted:
 class IngestOptions:
     batch_size: int = 32
     workers: int = min(4, os.cpu_count() or 1)
-    # An explicit per-image pixel limit, which replaces the decode budget; None (or Pillow's
-    # limit, the engine's default) means the budget: images.decode_budget(workers) per decode.
+    # An explicit per-image pixel limit, which replaces the decode budget; None means the
+    # budget: images.decode_budget(workers) per decode.
     max_pixels: int | None = None
 
     def decode_limits(self) -> dict:
         """The keyword limits for images.decode_image: the caller's max_pixels as given, else
         the per-worker share of the decode budget; the aspect-ratio cap and the reduction to
         the model's input size either way."""
-        if self.max_pixels is None or self.max_pixels == images.DEFAULT_MAX_PIXELS:
-            budget = images.decode_budget(self.workers)
-        else:
-            budget = None
+        budget = images.decode_budget(self.workers) if self.max_pixels is None else None
         return {
             "max_pixels": self.max_pixels or images.DEFAULT_MAX_PIXELS,
             "decode_pixels": budget,

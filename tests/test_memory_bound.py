@@ -77,8 +77,8 @@ def test_budget_is_shared_by_the_workers() -> None:
 def test_explicit_max_pixels_replaces_the_budget() -> None:
     explicit = IngestOptions(workers=2, max_pixels=150_000_000).decode_limits()
     assert (explicit["max_pixels"], explicit["decode_pixels"]) == (150_000_000, None)
-    # Pillow's own limit is what the engine passes when its caller gave none: the budget.
-    default = IngestOptions(workers=2, max_pixels=images.DEFAULT_MAX_PIXELS).decode_limits()
+    # None is what the engine passes when its caller gave no limit: the budget.
+    default = IngestOptions(workers=2, max_pixels=None).decode_limits()
     assert default["decode_pixels"] == 64_000_000
     small = IngestOptions(workers=2, max_pixels=1000).decode_limits()
     with pytest.raises(ImageReadError) as reason:
