@@ -8,6 +8,7 @@ only when an index is searched.
 from searchclip._encoders import DEFAULT_MODEL, Encoder, load_encoder
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
+    CatalogDamagedError,
     CatalogError,
     EmptyIndexError,
     FileError,
@@ -24,6 +25,7 @@ from searchclip._errors import (
     PrecisionMismatchError,
     SchemaTooNewError,
     SearchclipError,
+    WholeFileSystemError,
 )
 from searchclip._evaluation_results import (
     Calibration,
@@ -39,6 +41,7 @@ from searchclip._results import (
     IndexProgress,
     IndexReport,
     SearchHit,
+    SearchResults,
     Tag,
     TagReport,
     VocabularyInfo,
@@ -49,7 +52,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MODEL",
     "Calibration",
+    "CatalogDamagedError",
     "CatalogError",
+    "CheckProblem",
+    "CheckReport",
     "EmptyIndexError",
     "Encoder",
     "FailedFile",
@@ -74,14 +80,17 @@ __all__ = [
     "SchemaTooNewError",
     "SearchEngine",
     "SearchHit",
+    "SearchResults",
     "SearchclipError",
     "Tag",
     "TagReport",
     "TaggingEvaluation",
     "VocabularyInfo",
+    "WholeFileSystemError",
     "ZeroShotEvaluation",
     "__version__",
     "calibrate",
+    "check_index",
     "default_index_dir",
     "evaluate_retrieval",
     "evaluate_tagging",
@@ -92,6 +101,9 @@ __all__ = [
 
 # Loaded on first use: a query never needs them, and a cold query pays for every import.
 _LAZY = {
+    "CheckProblem": "searchclip._check",
+    "CheckReport": "searchclip._check",
+    "check_index": "searchclip._check",
     "FakeEncoder": "searchclip._encoders.fake",
     "write_fake_model": "searchclip._encoders.fake",
     "calibrate": "searchclip._evaluation",

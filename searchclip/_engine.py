@@ -24,23 +24,29 @@ import numpy as np
 
 from searchclip import _images as images
 from searchclip._catalog import Catalog, IndexState, ModelRecord
+from searchclip._catalog.integrity import raise_if_damaged
 from searchclip._encoder_session import EncoderSession, IndexImageEncoding
 from searchclip._encoders import DEFAULT_MODEL, Encoder, resolve_model_name
 from searchclip._errors import (
     EmptyIndexError,
-    FileError,
     InvalidArgumentError,
     ModelMismatchError,
 )
 from searchclip._index_dir import IndexDirectory
 from searchclip._index_precision import IndexPrecision
-from searchclip._ingest import BatchCommitted, IngestListeners, IngestOptions, index_path
+from searchclip._ingest import (
+    BatchCommitted,
+    IngestListeners,
+    IngestOptions,
+    index_path,
+    index_root,
+)
 from searchclip._results import (
     FailedFile,
     IndexInfo,
     IndexProgress,
     IndexReport,
-    SearchHit,
+    SearchResults,
     VocabularyInfo,
 )
 from searchclip._search import Searcher
@@ -195,33 +201,27 @@ class SearchEngine:
         workers: int | None = None,
         max_pixels: int | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        force: bool = False,
     ) -> IndexReport:
         """Index the images under ``path`` (a folder, recursively, or one file); incremental.
 
+        Folder symlinks inside ``path`` are not followed. A ``path`` that no longer exists,
+        in a folder that does, while the index holds images under it, is taken as deleted:
+        those images are removed (``report.root_gone``). ``/`` needs ``force=True``.
         ``max_pixels`` replaces the decode budget (a share of a fixed pixel total per decoding
         worker, which bounds a run's memory) with a plain per-image limit.
         ``on_progress`` is called after each file that needed reading (the CLI draws its bar
         from it); the library itself prints nothing.
 
         Raises:
-            FileError: ``path`` does not exist.
+            FileError: ``path`` does not exist (and the index holds nothing under it).
+            WholeFileSystemError: ``path`` is, or leads to, ``/``, and ``force`` is false.
             InvalidArgumentError: ``workers`` < 1 or ``max_pixels`` < 1.
             IndexBusyError: another process or thread is writing to this index.
             ModelLoadError, MissingExtraError: the model is needed and cannot be loaded.
         """
-        root = Path(path).expanduser()
-        if not root.exists():
-            raise FileError(f"{root} does not exist", path=root)
-        for name, value in (("workers", workers), ("max_pixels", max_pixels)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise InvalidArgumentError(f"{name} must be at least 1, got {value!r}", value=value)
-        options = IngestOptions(
-            batch_size=self._batch_size,
-            max_pixels=max_pixels,
-            **({"workers": workers} if workers else {}),
-        )
+        root = index_root(path, force=force, indexed_under=self._catalog.files_under)
+        options = IngestOptions.checked(self._batch_size, workers, max_pixels)
         with self._directory.write_lock():
             self._directory.remove_leftovers()
             model = self._ensure_model_recorded()
@@ -261,11 +261,12 @@ class SearchEngine:
 
     def search(
         self, text: str, k: int = 10, *, tags: Sequence[str] = (), not_tags: Sequence[str] = ()
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images that best match ``text``, best first.
 
         ``tags`` keeps only images carrying every one of those stored tags; ``not_tags`` drops
-        images carrying any of them (see :meth:`tag`).
+        images carrying any of them (see :meth:`tag`). Every search returns only files that
+        exist: indexed files found gone are left out and named in the results' ``missing``.
 
         Raises:
             InvalidArgumentError: ``text`` is empty or ``k`` < 1.
@@ -285,7 +286,7 @@ class SearchEngine:
         *,
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images most similar to ``image`` (a path or a PIL image), best first.
 
         Raises:
@@ -311,7 +312,7 @@ class SearchEngine:
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
         far: bool = False,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images nearest to a query vector of the index's model. ``far=True`` for a
         text vector: it lies apart from every image vector, and a large index searches wider.
 
@@ -396,7 +397,7 @@ class SearchEngine:
         *,
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first.
 
@@ -418,7 +419,10 @@ class SearchEngine:
     # --- inspection ----------------------------------------------------------------------------
 
     def info(self) -> IndexInfo:
-        """What the index holds: model, dimension, file and failure counts, vocabularies."""
+        """What the index holds: model, dimension, file and failure counts, vocabularies.
+
+        Raises CatalogDamagedError when SQLite's quick check of the catalog fails."""
+        raise_if_damaged(self._directory.catalog, quick=True)
         state = self._fresh_state()
         model = state.model
         return IndexInfo(

@@ -19,6 +19,7 @@ code 1 in exactly one place (``searchclip._cli._common``).
     │   └── MissingExtraError       an optional part is not installed  (.extra; an ImportError)
     ├── FileError                   a file cannot be used  (.path)
     │   ├── CatalogError            the catalog is unreadable or not a searchclip catalog
+    │   │   └── CatalogDamagedError the catalog file is damaged  (.problem, .index_dir)
     │   └── ImageReadError          an image cannot be read (also recorded per file when indexing)
     └── InputError                  a value passed in is wrong  (.value)
         └── InvalidArgumentError    out of range, empty, or contradictory (also a ValueError)
@@ -126,6 +127,16 @@ class CatalogError(FileError):
     """The catalog database cannot be opened or is not a searchclip catalog."""
 
 
+class CatalogDamagedError(CatalogError):
+    """The catalog file is damaged: SQLite finds it malformed, or it is empty while the index
+    directory holds an index's files. ``problem`` is the first problem found."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"the catalog {os.fspath(path)} is damaged ({problem})", path=path)
+        self.problem = problem
+        self.index_dir = os.path.dirname(os.fspath(path))
+
+
 class ImageReadError(FileError):
     """An image file cannot be read or decoded.
 
@@ -148,3 +159,7 @@ class InputError(SearchclipError):
 
 class InvalidArgumentError(InputError, ValueError):
     """An argument is out of range, empty, or contradicts another one."""
+
+
+class WholeFileSystemError(InvalidArgumentError):
+    """Indexing ``/`` (or a path that leads there) was asked for without ``force``."""

@@ -19,7 +19,7 @@ import hashlib
 import io
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -28,6 +28,12 @@ from searchclip._errors import ImageReadError, InvalidArgumentError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+)
+# Photo formats people keep beside their JPEGs that searchclip does not read (yet): such files
+# are counted as ignored, so that they do not vanish from a run's summary without a word.
+UNREAD_IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf"}
+    | {".rw2", ".pef", ".srw", ".svg", ".psd"}
 )
 DEFAULT_MAX_PIXELS: int = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own hard limit, ~179 MP
 DEFAULT_MAX_FILE_BYTES: int = 512 * 2**20
@@ -65,10 +71,12 @@ class FileStat:
 
 @dataclass(frozen=True)
 class ScanResult:
-    """What :func:`scan` found: usable files sorted by path, and entries it could not use."""
+    """What :func:`scan` found: usable files sorted by path, entries it could not use, and
+    entries it left alone on purpose (``ignored``: path and why, e.g. "hidden file")."""
 
     files: list[FileStat]
     failures: list[tuple[str, str]]
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,20 +95,39 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
+def ignored_reason(name: str) -> str | None:
+    """Why a file that looks like a picture is not a candidate, or None for any other name
+    (a text file is not "ignored": it was never a picture)."""
+    suffix = os.path.splitext(name)[1].lower()
+    if name.startswith("._") and suffix in IMAGE_SUFFIXES | UNREAD_IMAGE_SUFFIXES:
+        return "macOS ._ metadata"
+    if name.startswith(".") and suffix in IMAGE_SUFFIXES | UNREAD_IMAGE_SUFFIXES:
+        return "hidden"
+    if suffix in UNREAD_IMAGE_SUFFIXES:
+        return f"{suffix}: format not read yet"
+    return None
+
+
 def scan(root: str | os.PathLike[str]) -> ScanResult:
     """Find the image files under ``root`` (or ``root`` itself when it is a file).
 
     Symlinked directories are not followed (no cycles, no escaping the tree), but symlinked
-    files are candidates. A bad entry becomes a failure; it never aborts the scan.
+    files are candidates; hidden folders are not searched. A bad entry becomes a failure; it
+    never aborts the scan. Hidden files, folder symlinks and formats searchclip does not read
+    are listed as ignored.
     """
     top = os.path.abspath(os.fspath(root))
     if not os.path.exists(top):
         raise InvalidArgumentError(f"{root} does not exist")
     files: list[FileStat] = []
     failures: list[tuple[str, str]] = []
+    ignored: list[tuple[str, str]] = []
     if not os.path.isdir(top):
         # An explicitly named file only needs an image suffix to be a candidate.
-        candidates = [top] if os.path.splitext(top)[1].lower() in IMAGE_SUFFIXES else []
+        suffix = os.path.splitext(top)[1].lower()
+        candidates = [top] if suffix in IMAGE_SUFFIXES else []
+        if suffix in UNREAD_IMAGE_SUFFIXES:
+            ignored.append((top, f"{suffix}: format not read yet"))
     else:
         candidates = []
 
@@ -114,7 +141,15 @@ def scan(root: str | os.PathLike[str]) -> ScanResult:
 
         for dirpath, dirnames, filenames in os.walk(top, onerror=on_error, followlinks=False):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            candidates.extend(os.path.join(dirpath, n) for n in filenames if is_image_name(n))
+            for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    ignored.append((os.path.join(dirpath, name), "folder symlink: not followed"))
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if is_image_name(name):
+                    candidates.append(path)
+                elif (reason := ignored_reason(name)) is not None:
+                    ignored.append((path, reason))
     for path in candidates:
         found = _stat_file(path)
         if isinstance(found, FileStat):
@@ -123,7 +158,7 @@ def scan(root: str | os.PathLike[str]) -> ScanResult:
             failures.append((path, found))
     files.sort(key=lambda f: f.path)
     failures.sort()
-    return ScanResult(files=files, failures=failures)
+    return ScanResult(files=files, failures=failures, ignored=sorted(ignored))
 
 
 def _stat_file(path: str) -> FileStat | str:

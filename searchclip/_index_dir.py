@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from searchclip._errors import FileError, IndexBusyError, IndexNotFoundError
+from searchclip._errors import CatalogDamagedError, FileError, IndexBusyError, IndexNotFoundError
 
 CATALOG_FILE = "catalog.sqlite"
 LOCK_FILE = "write.lock"
@@ -27,12 +27,18 @@ class IndexDirectory:
     """One index directory. ``created`` is what opening it made, so that an index nothing was
     ever recorded in (the model would not load, say) can be removed again."""
 
-    def __init__(self, path: str | os.PathLike | None, *, create: bool) -> None:
+    def __init__(
+        self, path: str | os.PathLike | None, *, create: bool, allow_damaged: bool = False
+    ) -> None:
         self.path = Path(path if path is not None else default_index_dir()).expanduser().absolute()
         self.catalog = self.path / CATALOG_FILE
         self.created: list[Path] = []
         if self.path.exists() and not self.path.is_dir():
             raise FileError(f"{self.path} is a file, not an index directory", path=self.path)
+        if not allow_damaged and self._catalog_emptied():
+            raise CatalogDamagedError(
+                self.catalog, "the file is empty, beside the index's other files"
+            )
         if not self.catalog.is_file():
             if not create:
                 raise IndexNotFoundError(f"no index at {self.path}", index_dir=self.path)
@@ -45,6 +51,16 @@ class IndexDirectory:
                     path=self.path,
                 ) from None
             self.created = [self.catalog, *missing]
+
+    def _catalog_emptied(self) -> bool:
+        """A zero-byte catalog beside vector or export files lost its content (SQLite would
+        take it for a new, empty index); one alone is what a killed first run leaves."""
+        try:
+            if self.catalog.stat().st_size or (self.path / (CATALOG_FILE + "-wal")).exists():
+                return False
+        except OSError:
+            return False
+        return any(self.path.glob("vectors-*.faiss")) or any(self.path.glob("*-encoder*.json"))
 
     def remove_created(self) -> None:
         """Remove the catalog and lock file this open created, then the directories it made,
@@ -63,24 +79,39 @@ class IndexDirectory:
                 break
         self.created = []
 
+    def leftovers(self) -> list[Path]:
+        """What killed runs left behind: temporary vector files and half-recovered catalogs
+        (only a writer writes them), and ONNX export staging folders of processes that no
+        longer exist (a live one may be exporting for a query)."""
+        found = [*self.path.glob(".vectors-*.faiss.*.tmp")]
+        found += self.path.glob(f".{CATALOG_FILE}.recovering-*")
+        found += (
+            staging
+            for staging in self.path.glob(".*-export-*")
+            if staging.is_dir() and not _process_alive(_staging_pid(staging.name))
+        )
+        return sorted(found)
+
     def remove_leftovers(self) -> list[Path]:
-        """Remove what a killed run left behind, and return it: temporary vector files (only a
-        writer writes them, and the caller holds the write lock) and ONNX export staging folders
-        of processes that no longer exist (a live one may be exporting for a query)."""
+        """Remove :meth:`leftovers` and return them; the caller holds the write lock."""
         removed = []
-        for leftover in self.path.glob(".vectors-*.faiss.*.tmp"):
+        for leftover in self.leftovers():
             with contextlib.suppress(OSError):
-                leftover.unlink()
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
                 removed.append(leftover)
-        for staging in self.path.glob(".*-export-*"):
-            if staging.is_dir() and not _process_alive(_staging_pid(staging.name)):
-                shutil.rmtree(staging, ignore_errors=True)
-                removed.append(staging)
         return removed
 
     @contextlib.contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """One writer per index: a second writer fails fast instead of interleaving."""
+    def write_lock(self, *, check_after_crash: bool = True) -> Iterator[None]:
+        """One writer per index: a second writer fails fast instead of interleaving.
+
+        The lock file holds the writer's process id while it writes and is emptied when it
+        ends, so an id found there means the last writer was killed: with
+        ``check_after_crash``, the catalog then gets SQLite's quick check before any write
+        (CatalogDamagedError if it fails)."""
         try:
             import fcntl
         except ImportError:  # Windows: no advisory locks; SQLite still serialises the writes
@@ -102,9 +133,24 @@ class IndexDirectory:
                     index_dir=self.path,
                 ) from None
             try:
+                handle.seek(0)
+                crashed = bool(handle.read().strip())
+                _replace_content(handle, str(os.getpid()))
+                if crashed and check_after_crash and self.catalog.is_file():
+                    from searchclip._catalog.integrity import raise_if_damaged
+
+                    raise_if_damaged(self.catalog, quick=True)
                 yield
+                _replace_content(handle, "")
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _replace_content(handle, text: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(text)  # "a+": at the end, which is now the start
+    handle.flush()
 
 
 def _cause(exc: OSError) -> str:

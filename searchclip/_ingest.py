@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -23,7 +24,12 @@ from PIL import Image
 
 from searchclip import _images as images
 from searchclip._catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
-from searchclip._errors import ImageReadError
+from searchclip._errors import (
+    FileError,
+    ImageReadError,
+    InvalidArgumentError,
+    WholeFileSystemError,
+)
 from searchclip._results import FailedFile, IndexProgress, IndexReport
 
 
@@ -56,6 +62,17 @@ class IngestOptions:
     # An explicit per-image pixel limit, which replaces the decode budget; None means the
     # budget: images.decode_budget(workers) per decode.
     max_pixels: int | None = None
+
+    @classmethod
+    def checked(cls, batch_size: int, workers: int | None, max_pixels: int | None):
+        """Options from a caller's values (None: the default), each checked."""
+        for name, value in (("workers", workers), ("max_pixels", max_pixels)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidArgumentError(f"{name} must be at least 1, got {value!r}", value=value)
+        given = {"workers": workers} if workers else {}
+        return cls(batch_size=batch_size, max_pixels=max_pixels, **given)
 
     def decode_limits(self) -> dict:
         """The keyword limits for images.decode_image: the caller's max_pixels as given, else
@@ -116,11 +133,18 @@ class _Run:
         self.to_encode: list[tuple[FileEntry, np.ndarray, str]] = []  # entry, pixels, kind
         self.reusable: set[str] = set()  # content hashes with a committed vector
         self.vanished: dict[str, list[FileRecord]] = {}
+        self.claimed: set[int] = set()  # ids of records that moved to a new path in this run
+        self.ignored: list[tuple[str, str]] = []
+        self.root = ""
 
     # --- planning ----------------------------------------------------------------------------
 
     def plan(self, root: str) -> list[tuple[images.FileStat, FileRecord | None]]:
-        scan = images.scan(root)
+        """What needs reading. A root that no longer exists (the engine allows it only when
+        the index holds files under it) scans as empty: its files have vanished."""
+        self.root = root
+        scan = images.scan(root) if os.path.exists(root) else images.ScanResult([], [])
+        self.ignored = scan.ignored
         known = self.catalog.files_under(root)
         seen = {stat.path for stat in scan.files}
         todo = []
@@ -183,11 +207,27 @@ class _Run:
 
     def _claim_move(self, item: _Prepared) -> bool:
         candidates = self.vanished.get(item.content_hash)
-        if not candidates:
+        source = candidates.pop() if candidates else self._moved_from_elsewhere(item.content_hash)
+        if source is None:
             return False
-        source = candidates.pop()
+        self.claimed.add(source.id)
         self.changes.restats.append((source.id, _entry(item.stat, item.content_hash, source)))
         return True
+
+    def _moved_from_elsewhere(self, content_hash: str) -> FileRecord | None:
+        """An indexed file of this content outside the root whose file is gone: it was moved
+        here (``mv photos/a photos/b``, then ``index photos/b``), so it keeps its id, vector
+        and tags instead of leaving a stale path behind."""
+        if content_hash not in self.reusable:  # new content: no record can hold it
+            return None
+        for record in self.catalog.files_with_hash(content_hash):
+            if (
+                record.id not in self.claimed
+                and not _is_under(record.path, self.root)
+                and not os.path.lexists(record.path)
+            ):
+                return record
+        return None
 
     def _add_content(self, item: _Prepared, kind: str) -> None:
         reused = None
@@ -286,7 +326,30 @@ def index_path(
         encoded=run.encoded,
         elapsed_s=time.monotonic() - started,
         failures=tuple(run.failures),
+        ignored=tuple(Counter(reason for _, reason in run.ignored).most_common()),
+        root_gone=not os.path.exists(root),
     )
+
+
+def _is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def index_root(
+    path: str | os.PathLike, *, force: bool, indexed_under: Callable[[str], object]
+) -> Path:
+    """The absolute root an index run may take: one that exists, or one deleted from a folder
+    that still exists while the index holds images under it (``indexed_under(root)`` is
+    truthy), which the run then removes; and not the whole file system unless ``force``."""
+    root = Path(path).expanduser().absolute()
+    if not root.exists() and not (root.parent.is_dir() and indexed_under(str(root))):
+        raise FileError(f"{root} does not exist", path=root)
+    if root.resolve() == Path(root.anchor) and not force:
+        raise WholeFileSystemError(
+            f"refusing to index {root}: it is the whole file system ({root.anchor})",
+            value=os.fspath(path),
+        )
+    return root
 
 
 def _storable(path: str) -> bool:

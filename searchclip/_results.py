@@ -16,6 +16,16 @@ class SearchHit:
     height: int
 
 
+class SearchResults(list[SearchHit]):
+    """The hits of one search, best first (a list), and ``missing``: indexed files that ranked
+    among them but no longer exist on disk, so were left out (the next ``index`` run over
+    their folder, or ``check --repair``, removes them from the index)."""
+
+    def __init__(self, hits: list[SearchHit] = (), missing: tuple[str, ...] = ()) -> None:
+        super().__init__(hits)
+        self.missing = tuple(missing)
+
+
 @dataclass(frozen=True)
 class FailedFile:
     """A file the indexer could not read, with the reason it recorded."""
@@ -52,6 +62,8 @@ class IndexReport:
     elapsed_s: float = 0.0
     failures: tuple[FailedFile, ...] = field(default=())
     precision_choice: str = ""  # set by the run where `auto` chose the image precision
+    ignored: tuple[tuple[str, int], ...] = ()  # (why, how many) for files left alone on purpose
+    root_gone: bool = False  # the indexed path no longer exists: its images were removed
 
     @property
     def changed_anything(self) -> bool:

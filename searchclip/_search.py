@@ -1,19 +1,22 @@
 """From a query vector or a tag to ranked hits: the vector index, tag filters, catalog rows.
 
+A hit is only returned while its file exists: one stat per hit, so a folder moved or deleted
+since the last index run never shows up as a result (the results say which files were gone).
 Arguments are checked once, by the engine, before anything here runs.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from searchclip._results import SearchHit
+from searchclip._results import SearchHit, SearchResults
 
 if TYPE_CHECKING:
-    from searchclip._catalog import Catalog, IndexState
+    from searchclip._catalog import Catalog, FileRecord, IndexState
     from searchclip._tagging import Tagger
     from searchclip._vector_index import VectorIndex
     from searchclip._vector_store import VectorStore
@@ -39,19 +42,26 @@ class Searcher:
         not_tags: Sequence[str],
         *,
         far: bool,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images nearest to ``query`` (a (1, dim) float32 row) that pass the tag
-        filter. ``far``: the query lies apart from every image vector (a text vector)."""
+        filter and still exist on disk. ``far``: the query lies apart from every image vector
+        (a text vector)."""
         index = self._vectors.current(state)
         allowed = self._allowed_ids(index, tags, not_tags)
         if allowed is not None and not len(allowed):
-            return []
-        scores, ids = index.search(query, k, allowed=allowed, far=far)
-        return self.hits(ids[0], scores[0])
+            return SearchResults()
+        fetch = k
+        while True:  # ask for more while files that are gone take places in the top k
+            scores, ids = index.search(query, fetch, allowed=allowed, far=far)
+            results = self.hits(ids[0], scores[0], k)
+            exhausted = ids.shape[1] < fetch or bool((ids[0] < 0).any())
+            if len(results) == k or exhausted:
+                return results
+            fetch *= 4
 
     def tagged(
         self, label: str, k: int, tags: Sequence[str], not_tags: Sequence[str]
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first."""
         tagger = self._tagger()
@@ -62,8 +72,8 @@ class Searcher:
         for other in not_tags:
             for file_id in tagger.files_with(other):
                 scored.pop(file_id, None)
-        best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return self.hits([file_id for file_id, _ in best], [score for _, score in best])
+        best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
+        return self.hits([file_id for file_id, _ in best], [score for _, score in best], k)
 
     def _allowed_ids(
         self, index: VectorIndex, tags: Sequence[str], not_tags: Sequence[str]
@@ -84,16 +94,29 @@ class Searcher:
             allowed = np.setdiff1d(allowed, ids_with(label), assume_unique=True)
         return allowed
 
-    def hits(self, ids: Sequence[int], scores: Sequence[float]) -> list[SearchHit]:
-        """Hits for ``ids`` (best first), skipping ids whose file left the catalog since the
-        vector file was read."""
-        records = self._catalog.files_by_id(int(i) for i in ids)
-        found = [
-            (float(score), records[int(file_id)])
-            for score, file_id in zip(scores, ids, strict=True)
-            if int(file_id) in records
-        ]
-        return [
+    def hits(self, ids: Sequence[int], scores: Sequence[float], k: int) -> SearchResults:
+        """The first ``k`` hits of ``ids`` (best first) whose file is still on disk; the files
+        that are gone are named in ``missing``. Ids whose file left the catalog since the
+        vector file was read are skipped. Candidates are looked up in slices of what is still
+        wanted, so a long candidate list (every tagged image) costs no more than it must."""
+        kept: list[tuple[float, FileRecord]] = []
+        missing: list[str] = []
+        start = 0
+        while len(kept) < k and start < len(ids):
+            end = start + k - len(kept)
+            chunk = [int(i) for i in ids[start:end]]
+            records = self._catalog.files_by_id(i for i in chunk if i >= 0)
+            for score, file_id in zip(scores[start:end], chunk, strict=True):
+                record = records.get(file_id)
+                if record is None:
+                    continue
+                if os.path.exists(record.path):
+                    kept.append((float(score), record))
+                else:
+                    missing.append(record.path)
+            start = end
+        hits = [
             SearchHit(rank, score, record.path, record.width, record.height)
-            for rank, (score, record) in enumerate(found, start=1)
+            for rank, (score, record) in enumerate(kept, start=1)
         ]
+        return SearchResults(hits, tuple(missing))

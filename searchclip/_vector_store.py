@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,6 +153,32 @@ class VectorStore:
                 if index is None:
                     index = self._built(state)
             self._save(index, path, state.generation)
+        self._sweep(state.generation)
+        self._keep(index, state.generation)
+
+    # --- checking (searchclip check) -------------------------------------------------------------
+
+    def problem(self, state: IndexState, ids: Iterable[int]) -> str | None:
+        """What is wrong with ``state``'s generation's vector file, given the ids of the
+        catalog's vectors (in order), or None: sound, or missing (which is no fault: a search
+        builds the index in memory, the next index run saves it)."""
+        from searchclip._vector_index import VectorIndexFileError, load_index
+
+        path = self.file(state.generation)
+        if not path.exists():
+            return None
+        try:
+            index = self._checked(load_index(path, state.model.dim), path, state.files)
+        except VectorIndexFileError as exc:
+            return str(exc)
+        if not np.array_equal(np.sort(index.ids()), np.fromiter(ids, np.int64)):
+            return f"{path} holds other image ids than the catalog"
+        return None
+
+    def rebuild(self, state: IndexState) -> None:
+        """Write ``state``'s generation's file afresh from the catalog (under the write lock)."""
+        index = self._built(state)
+        self._save(index, self.file(state.generation), state.generation)
         self._sweep(state.generation)
         self._keep(index, state.generation)
 

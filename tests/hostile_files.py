@@ -6,7 +6,8 @@ zlib stream is complete, and fills the rest of the canvas with zeros: a file of 
 that declares 12000x12000 makes Pillow allocate all 144 million pixels.
 
 Add a file here for every memory bug found; ``tests/test_memory_bound.py`` and
-``benchmarks/decode_memory.py`` pick up every entry of :data:`HOSTILE`.
+``benchmarks/decode_memory.py`` pick up every entry of :data:`HOSTILE`. Names that broke the
+output are in :data:`HOSTILE_NAMES` (``tests/test_cli_output.py``).
 
     python tests/hostile_files.py DIR   # writes every file into DIR
 """
@@ -133,6 +134,20 @@ def budget_fillers() -> list[tuple[str, bytes]]:
     """Two distinct 16-bit grey 8000x8000 files (64 MP each, the most that two workers may
     decode at once, and the costliest mode per pixel): the worst an index run must admit."""
     return [(f"grey16-8000-{i}.png", png(8000, 8000, rows=4, depth=16, seed=i)) for i in range(2)]
+
+
+# File names that broke output (issue 13): each must reach a pipe byte for byte and a terminal
+# escaped (tests/test_cli_output.py). All legal on Linux; only "/" and NUL are not.
+HOSTILE_NAMES: list[str] = [
+    "red\x1b[31mtext.png",  # an ANSI colour escape: click's echo stripped it from piped output
+    "bell\x07.png",
+    "tab\there.png",
+    "cr\rback.png",  # a terminal would overwrite the start of the line
+    "two\nlines.png",  # only -0 and --json keep it one result
+    "-rf.png",  # looks like an option to whatever reads the list
+    "e\u0301-combining.png",  # decomposed accent: not the same bytes as "é"
+    "x" * 240 + ".png",  # near the 255-byte name limit
+]
 
 
 def write_all(directory: str | Path) -> list[Path]:

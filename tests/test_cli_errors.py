@@ -249,3 +249,17 @@ def test_a_run_killed_at_the_rename_leaves_nothing_after_the_next_run(tmp_path, 
     assert not dead_export.exists()
     assert live_export.exists()
     assert run_cli("query", "a photo", "--index", index_dir, "-k", "4").returncode == 0
+
+
+@pytest.mark.slow
+def test_the_whole_file_system_is_refused_without_force(tmp_path, fake_model):
+    link = tmp_path / "link_to_root"
+    link.symlink_to("/")
+    for root in ("/", link):
+        one_error_line(
+            run_cli("index", root, "--index", tmp_path / "index", "--model", fake_model),
+            "refusing to index",
+            "whole file system",
+            "pass --force to index it anyway",
+        )
+    assert not (tmp_path / "index").exists()  # refused before anything was created

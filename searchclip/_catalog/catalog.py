@@ -207,6 +207,13 @@ class Catalog:
         with self._engine.connect() as connection:
             return {row.path: _file_record(row) for row in connection.execute(query)}
 
+    def files_with_hash(self, content_hash: str) -> list[FileRecord]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(schema.files).where(schema.files.c.content_hash == content_hash)
+            )
+            return [_file_record(row) for row in rows]
+
     def content_hashes(self, model: ModelRecord) -> set[str]:
         """Hashes of every content that already has a vector for ``model``."""
         query = (

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError
 
 from searchclip._catalog.migrate import upgrade_to_head
-from searchclip._errors import CatalogError, IndexBusyError
+from searchclip._errors import CatalogDamagedError, CatalogError, IndexBusyError
+
+# SQLite's words for a file whose pages are damaged (as opposed to busy, locked or missing).
+DAMAGE_WORDS = ("malformed", "file is not a database", "database corrupt")
+
+
+def looks_damaged(message: str) -> bool:
+    """Whether an SQLite error message says the file itself is damaged."""
+    return any(words in message for words in DAMAGE_WORDS)
+
 
 # How long a statement waits for another connection's lock before SQLite says "locked".
 BUSY_TIMEOUT_MS = 10_000
@@ -24,6 +35,7 @@ def open_database(path: Path) -> Engine:
     engine = create_engine(URL.create("sqlite", database=str(path)))
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
+    event.listen(engine, "handle_error", functools.partial(_damage_as_error, path))
     try:
         with engine.begin() as connection:
             _check_is_catalog(connection, path)
@@ -59,6 +71,13 @@ def _on_connect(dbapi_connection, _record) -> None:
     # into the per-label index in random order, which thrashes a small cache.
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+
+
+def _damage_as_error(path: Path, context: ExceptionContext) -> Exception | None:
+    """SQLite finding the file damaged, in any statement, is a CatalogDamagedError (which the
+    CLI answers with what to run) rather than a database error deep in some query."""
+    message = _first_line(context.original_exception)
+    return CatalogDamagedError(path, message) if looks_damaged(message) else None
 
 
 def _on_begin(connection: Connection) -> None:

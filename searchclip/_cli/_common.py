@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,12 +16,14 @@ from typer.exceptions import TyperException
 from searchclip._encoders import looks_like_path
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
+    CatalogDamagedError,
     EmptyIndexError,
     IndexNotFoundError,
     ModelLoadError,
     ModelMismatchError,
     PrecisionMismatchError,
     SearchclipError,
+    WholeFileSystemError,
 )
 from searchclip._images import IMAGE_SUFFIXES
 from searchclip._index_dir import INDEX_ENV_VAR, default_index_dir
@@ -77,6 +81,13 @@ def cli_hint(exc: SearchclipError) -> str:
         return f"create one with `searchclip index PATH --index {exc.index_dir}`"
     if isinstance(exc, EmptyIndexError):
         return f"index some with `searchclip index PATH --index {exc.index_dir}`"
+    if isinstance(exc, CatalogDamagedError):
+        return (
+            f"run `searchclip check --index {exc.index_dir} --repair` to recover what it holds "
+            "into a new catalog (the damaged file is kept)"
+        )
+    if isinstance(exc, WholeFileSystemError):
+        return "pass --force to index it anyway"
     if isinstance(exc, PrecisionMismatchError):
         return "omit --precision to use the index's own, or choose another --index for the new one"
     if isinstance(exc, ModelLoadError) and exc.model and not _is_local(exc.model):
@@ -90,6 +101,26 @@ def cli_hint(exc: SearchclipError) -> str:
 
 def _is_local(model: str) -> bool:
     return looks_like_path(model) or Path(model).expanduser().exists()
+
+
+def echo_names(lines: Iterable[str], *, end: str = "\n", err: bool = False) -> None:
+    """Write lines that hold file names: byte for byte to a pipe or a file, since a name may
+    hold any character but "/" and NUL (click's echo would strip what looks like an ANSI escape
+    from them), and with control characters escaped visibly (``\\x1b``) on a terminal, where
+    they would act instead of being seen."""
+    stream = sys.stderr if err else sys.stdout
+    visible = stream.isatty()
+    text = "".join((_escape_controls(line) if visible else line) + end for line in lines)
+    stream.flush()
+    stream.buffer.write(text.encode("utf-8", errors="surrogateescape"))
+    stream.buffer.flush()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape_controls(line: str) -> str:
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", line)
 
 
 IndexOption = Annotated[
@@ -118,15 +149,20 @@ def index_summary(report: IndexReport, path: Path) -> str:
         f"{report.new} new, {report.updated} updated, {report.moved} moved, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed"
     )
-    if not (report.changed_anything or report.unchanged or report.failed):
+    if not (report.changed_anything or report.unchanged or report.failed or report.ignored):
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         return f"indexed {path}: no image files found (searchclip reads {suffixes})"
-    work = (
-        f"encoded {report.encoded} images"
-        if report.encoded
-        else "nothing to encode: every image was already indexed"
-    )
-    return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s"
+    if report.ignored:
+        why = ", ".join(f"{count} {reason}" for reason, count in report.ignored)
+        counts += f", {sum(count for _, count in report.ignored)} ignored ({why})"
+    if report.encoded:
+        work = f"encoded {report.encoded} images"
+    elif report.unchanged or report.changed_anything:
+        work = "nothing to encode: every image was already indexed"
+    else:
+        work = "nothing to encode"
+    gone = f" ({path} no longer exists: its images left the index)" if report.root_gone else ""
+    return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s{gone}"
 
 
 class ProgressBar:

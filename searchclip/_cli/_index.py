@@ -12,6 +12,7 @@ from searchclip._cli._common import (
     DeviceOption,
     IndexOption,
     ProgressBar,
+    echo_names,
     index_summary,
     open_engine,
 )
@@ -46,20 +47,26 @@ def index(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Index PATH even when it is the whole file system (/).")
+    ] = False,
 ) -> None:
-    """Add the images under PATH to the index, or bring it up to date (incremental)."""
+    """Add the images under PATH to the index, or bring it up to date (incremental).
+
+    Folder symlinks and hidden folders inside PATH are not followed.
+    """
     with (
         open_engine(
             index, model=model, device=device, batch_size=batch_size, precision=precision
         ) as engine,
         ProgressBar("indexing") as bar,
     ):
-        report = engine.index(path, workers=workers, on_progress=bar.update)
+        report = engine.index(path, workers=workers, on_progress=bar.update, force=force)
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)
     typer.echo(index_summary(report, path))
-    for failure in report.failures[:FAILURES_SHOWN]:
-        typer.echo(f"  skipped {failure.path}: {failure.reason}", err=True)
+    shown = report.failures[:FAILURES_SHOWN]
+    echo_names((f"  skipped {failure.path}: {failure.reason}" for failure in shown), err=True)
     if report.failed > FAILURES_SHOWN:
         typer.echo(
             f"  ... and {report.failed - FAILURES_SHOWN} more (see `searchclip info --failures`)",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from searchclip._cli._common import IndexOption, open_engine
+from searchclip._cli._common import IndexOption, echo_names, open_engine
 
 
 def info(
@@ -33,5 +33,4 @@ def info(
             f"tags:     {vocabulary.name}: {vocabulary.labels} labels, "
             f"{vocabulary.tagged_images} images tagged{calibrated}"
         )
-    for failure in failed:
-        typer.echo(f"  {failure.path}: {failure.reason}")
+    echo_names(f"  {failure.path}: {failure.reason}" for failure in failed)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from searchclip._cli._common import DeviceOption, IndexOption, open_engine
+from searchclip._cli._common import DeviceOption, IndexOption, echo_names, open_engine
 from searchclip._errors import InvalidArgumentError
 from searchclip._results import SearchHit
 
@@ -65,11 +65,25 @@ def query(
         else:
             first, *others = tags
             hits = engine.images_with_tag(first, k, tags=others, not_tags=not_tags)
+    if hits.missing:
+        echo_names([missing_note(hits.missing)], err=True)
     if null:
-        typer.echo("".join(f"{hit.path}\0" for hit in hits), nl=False)
-        return
-    for line in _format_hits(hits, as_json=as_json, paths_only=paths_only):
-        typer.echo(line)
+        echo_names([hit.path for hit in hits], end="\0")
+    else:
+        echo_names(_format_hits(hits, as_json=as_json, paths_only=paths_only))
+
+
+def missing_note(missing: tuple[str, ...]) -> str:
+    count = (
+        f"{len(missing)} indexed files that no longer exist were"
+        if len(missing) > 1
+        else ("1 indexed file that no longer exists was")
+    )
+    return (
+        f"note: {count} left out of the results ({missing[0]}"
+        + (", ..." if len(missing) > 1 else "")
+        + "); `searchclip index` on their folder, or `searchclip check --repair`, removes them"
+    )
 
 
 def _format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> list[str]:
