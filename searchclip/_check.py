@@ -122,18 +122,20 @@ class _Check:
             return False
         recovery = recover_catalog(path)
         self.damaged_copy = str(recovery.damaged_copy)
-        kept = ", ".join(
-            f"{table.kept - table.orphans} {table.table}"
-            for table in recovery.tables
-            if table.table in ("files", "tags", "failures")
-        )
+        tables = {table.table: table for table in recovery.tables}
+        files = tables["files"]
         lost = sum(table.unreadable_stretches for table in recovery.tables)
-        dropped = sum(table.orphans for table in recovery.tables)
         message = (
-            f"{problems[0]}; recovered {kept} rows into a new catalog "
-            f"({lost} unreadable stretches of rows, {dropped} rows that lost their parent row; "
-            f"images whose vector was lost are indexed again by the next run); the damaged "
-            f"file is kept as {recovery.damaged_copy.name}"
+            f"{problems[0]}; recovered {files.kept - files.orphans} images, "
+            f"{recovery.kept('tags')} tags and {recovery.kept('failures')} failures into a new "
+            f"catalog ({lost} unreadable stretches of rows skipped"
+            + (
+                f"; {files.orphans} images whose vector was lost left it, for the next index "
+                "run to encode again"
+                if files.orphans
+                else ""
+            )
+            + f"); the damaged file is kept as {recovery.damaged_copy.name}"
         )
         self.found("catalog", message, repaired=True)
         return True
