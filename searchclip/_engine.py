@@ -435,6 +435,7 @@ class SearchEngine:
             if model
             else (),
             precision=self._precision.choice or self._precision.current,
+            metadata=self._catalog.metadata_summary(),
         )
 
     def failures(self) -> list[FailedFile]:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from searchclip._errors import ImageReadError, InvalidArgumentError
+from searchclip._results import PhotoMetadata
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
@@ -271,6 +272,18 @@ def decode_image(
     if turned:
         width, height = height, width
     return DecodedImage(image=rgb, width=width, height=height)
+
+
+def read_metadata(data: bytes, mtime_ns: int) -> PhotoMetadata:
+    """What the EXIF and header of the file ``data`` say (no pixel is decoded); a file Pillow
+    cannot open still gets its mtime as the time taken."""
+    from searchclip._photo_metadata import read_photo_metadata
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return read_photo_metadata(img, mtime_ns)
+    except Exception:  # the decode that follows reports what is wrong with the file
+        return PhotoMetadata(mtime_ns / 1e9, "mtime", None, None, None, None, None, None, None)
 
 
 def load_image(

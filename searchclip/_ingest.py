@@ -10,6 +10,7 @@ were not found again under another name are removed at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter, deque
@@ -30,7 +31,7 @@ from searchclip._errors import (
     InvalidArgumentError,
     WholeFileSystemError,
 )
-from searchclip._results import FailedFile, IndexProgress, IndexReport
+from searchclip._results import FailedFile, IndexProgress, IndexReport, PhotoMetadata
 
 
 class ImageEncoding(Protocol):
@@ -107,6 +108,7 @@ class _Prepared:
     width: int = 0
     height: int = 0
     error: str | None = None
+    metadata: PhotoMetadata | None = None
 
 
 class _Run:
@@ -126,6 +128,7 @@ class _Run:
         self.options = options
         self.listeners = listeners
         self.counts = dict.fromkeys(("new", "updated", "moved", "unchanged", "removed"), 0)
+        self.metadata_read = 0  # indexed files whose metadata this run read (nothing encoded)
         self.encoded = 0
         self.failures: list[FailedFile] = []
         self.changes = CatalogChanges()
@@ -153,7 +156,8 @@ class _Run:
                 self._fail(stat.path, "file name is not valid UTF-8: rename the file to index it")
                 continue
             record = known.get(stat.path)
-            if record and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
+            unchanged = record and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns)
+            if unchanged and record.metadata is not None:
                 self.counts["unchanged"] += 1
             else:
                 todo.append((stat, record))
@@ -173,9 +177,10 @@ class _Run:
         except ImageReadError as exc:
             return _Prepared(stat, record, error=exc.reason)
         digest = images.content_hash(data)
+        metadata = images.read_metadata(data, stat.mtime_ns)
         if (record and record.content_hash == digest) or digest in self.reusable:
-            return _Prepared(stat, record, digest)
-        return self._decode(stat, record, data, digest)
+            return _Prepared(stat, record, digest, metadata=metadata)
+        return dataclasses.replace(self._decode(stat, record, data, digest), metadata=metadata)
 
     def _decode(self, stat, record, data: bytes, digest: str) -> _Prepared:
         image_size = self.encoding.image_size()  # outside the try: a model that cannot load
@@ -195,8 +200,10 @@ class _Run:
         if item.error is not None:
             self._fail(stat.path, item.error, record)
         elif record and record.content_hash == item.content_hash:
-            self.changes.restats.append((record.id, _entry(stat, item.content_hash, record)))
-            self.counts["unchanged"] += 1  # touched: same content, new mtime
+            entry = _entry(stat, item.content_hash, record, item.metadata)
+            self.changes.restats.append((record.id, entry))
+            self.counts["unchanged"] += 1  # touched (same content, new mtime), or metadata read
+            self.metadata_read += record.metadata is None
         elif record is None and self._claim_move(item):
             self.counts["moved"] += 1
         else:
@@ -211,7 +218,8 @@ class _Run:
         if source is None:
             return False
         self.claimed.add(source.id)
-        self.changes.restats.append((source.id, _entry(item.stat, item.content_hash, source)))
+        entry = _entry(item.stat, item.content_hash, source, item.metadata)
+        self.changes.restats.append((source.id, entry))
         return True
 
     def _moved_from_elsewhere(self, content_hash: str) -> FileRecord | None:
@@ -235,7 +243,7 @@ class _Run:
             reused = self.catalog.find_by_hash(item.content_hash, self.model)
         if reused is not None:
             source, vector = reused
-            entry = _entry(item.stat, item.content_hash, source)
+            entry = _entry(item.stat, item.content_hash, source, item.metadata)
             self.changes.upserts.append((entry, vector))
             self.counts[kind] += 1
             return
@@ -251,6 +259,7 @@ class _Run:
             item.content_hash,
             item.width,
             item.height,
+            item.metadata,
         )
         self.to_encode.append((entry, item.pixels, kind))
 
@@ -259,7 +268,8 @@ class _Run:
             data = images.read_bytes(item.stat.path)
         except ImageReadError as exc:
             return _Prepared(item.stat, item.record, error=exc.reason)
-        return self._decode(item.stat, item.record, data, item.content_hash)
+        decoded = self._decode(item.stat, item.record, data, item.content_hash)
+        return dataclasses.replace(decoded, metadata=item.metadata)
 
     def _fail(self, path: str, reason: str, record: FileRecord | None = None) -> None:
         path = _printable(path)
@@ -324,6 +334,7 @@ def index_path(
         **run.counts,
         failed=len(run.failures),
         encoded=run.encoded,
+        metadata_read=run.metadata_read,
         elapsed_s=time.monotonic() - started,
         failures=tuple(run.failures),
         ignored=tuple(Counter(reason for _, reason in run.ignored).most_common()),
@@ -367,9 +378,13 @@ def _printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", errors="replace")
 
 
-def _entry(stat: images.FileStat, content_hash: str, like: FileEntry) -> FileEntry:
+def _entry(
+    stat: images.FileStat, content_hash: str, like: FileEntry, metadata: PhotoMetadata | None
+) -> FileEntry:
     """An entry for ``stat`` whose content (and so dimensions) equals that of ``like``."""
-    return FileEntry(stat.path, stat.size, stat.mtime_ns, content_hash, like.width, like.height)
+    return FileEntry(
+        stat.path, stat.size, stat.mtime_ns, content_hash, like.width, like.height, metadata
+    )
 
 
 def _in_order(pool: ThreadPoolExecutor, work, items: Iterable[tuple], window: int) -> Iterator:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from PIL import ExifTags, Image
+
+from searchclip._results import PhotoMetadata
 
 MAX_TEXT_CHARS: int = 200
 
@@ -37,21 +38,6 @@ _DATE_TAGS = (
     (ExifTags.Base.DateTime, ExifTags.Base.OffsetTime),
 )
 _OFFSET_TAGS = tuple(offset_tag for _, offset_tag in _DATE_TAGS)
-
-
-@dataclass(frozen=True)
-class PhotoMetadata:
-    """What a photo's EXIF and header say about it; ``None`` where they say nothing usable."""
-
-    taken_at: float | None  # POSIX seconds; see the module docstring for what it means
-    taken_at_source: str  # "exif", "mtime", or "" when neither gave a time
-    utc_offset_minutes: int | None  # the EXIF offset applied to taken_at, None without one
-    camera_make: str | None
-    camera_model: str | None
-    lens: str | None
-    latitude: float | None  # decimal degrees, south negative
-    longitude: float | None  # decimal degrees, west negative
-    format: str | None  # Pillow's name for the file format: "JPEG", "PNG", "WEBP", ...
 
 
 def read_photo_metadata(img: Image.Image, mtime_ns: int | None) -> PhotoMetadata:

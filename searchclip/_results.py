@@ -6,14 +6,33 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class PhotoMetadata:
+    """What a photo's EXIF and header say about it; ``None`` where they say nothing usable."""
+
+    taken_at: float | None  # POSIX seconds; see the module docstring for what it means
+    taken_at_source: str  # "exif", "mtime", or "" when neither gave a time
+    utc_offset_minutes: int | None  # the EXIF offset applied to taken_at, None without one
+    camera_make: str | None
+    camera_model: str | None
+    lens: str | None
+    latitude: float | None  # decimal degrees, south negative
+    longitude: float | None  # decimal degrees, west negative
+    format: str | None  # Pillow's name for the file format: "JPEG", "PNG", "WEBP", ...
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """One search result: ``rank`` starts at 1, ``score`` is the cosine similarity."""
+    """One search result: ``rank`` starts at 1, ``score`` is the cosine similarity; ``size``
+    is the file's size in bytes, ``metadata`` what its EXIF and header said (None until the
+    index has read it: the next ``index`` run over its folder does, without re-encoding)."""
 
     rank: int
     score: float
     path: str
     width: int
     height: int
+    size: int = 0
+    metadata: PhotoMetadata | None = None
 
 
 class SearchResults(list[SearchHit]):
@@ -64,6 +83,7 @@ class IndexReport:
     precision_choice: str = ""  # set by the run where `auto` chose the image precision
     ignored: tuple[tuple[str, int], ...] = ()  # (why, how many) for files left alone on purpose
     root_gone: bool = False  # the indexed path no longer exists: its images were removed
+    metadata_read: int = 0  # indexed images whose metadata was read now, none of them encoded
 
     @property
     def changed_anything(self) -> bool:
@@ -91,6 +111,8 @@ class IndexInfo:
     failures: int
     vocabularies: tuple[VocabularyInfo, ...] = ()
     precision: str = ""  # image precision and why, e.g. "bf16 (min cosine 0.9995 on ...)"
+    # photo metadata: images whose metadata was read, dated by EXIF, with GPS, distinct cameras
+    metadata: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True)

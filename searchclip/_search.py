@@ -116,7 +116,9 @@ class Searcher:
                     missing.append(record.path)
             start = end
         hits = [
-            SearchHit(rank, score, record.path, record.width, record.height)
+            SearchHit(
+                rank, score, record.path, record.width, record.height, record.size, record.metadata
+            )
             for rank, (score, record) in enumerate(kept, start=1)
         ]
         return SearchResults(hits, tuple(missing))

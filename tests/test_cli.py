@@ -77,7 +77,8 @@ def table_rows(stdout: str) -> list[tuple[int, float, str]]:
 def json_hits(stdout: str) -> list[dict]:
     hits = [json.loads(line) for line in stdout.splitlines()]
     for hit in hits:
-        assert hit.keys() == {"rank", "score", "path"}
+        assert {"rank", "score", "path", "width", "height", "size", "taken_at"} <= hit.keys()
+        assert hit["taken_at_source"] in ("exif", "mtime")
         assert type(hit["rank"]) is int
         assert type(hit["score"]) is float
         assert type(hit["path"]) is str
@@ -321,13 +322,15 @@ def test_bad_files_are_skipped_reported_and_listed(tmp_path, fake_model):
     info = ok("info", "--index", index_dir, "--failures").stdout.splitlines()
     assert "images:   2" in info
     assert "failures: 2" in info
-    listed = {line.strip().split(": ", 1)[0]: line.split(": ", 1)[1] for line in info[3:]}
+    failures = [line for line in info if line.startswith("  ")]  # after the summary lines
+    listed = {line.strip().split(": ", 1)[0]: line.split(": ", 1)[1] for line in failures}
     assert listed.keys() == {str(root / "empty.jpg"), str(root / "notes.png")}
     assert "empty" in listed[str(root / "empty.jpg")]
     assert "not an image" in listed[str(root / "notes.png")]
 
     plain = ok("info", "--index", index_dir).stdout.splitlines()
-    assert len(plain) == 3  # without --failures, only the counts
+    assert len(plain) == 4  # without --failures, only the counts
+    assert plain[3] == "metadata: 2 images read (0 dated by EXIF, 0 with GPS, 0 cameras)"
 
 
 # --- help ------------------------------------------------------------------------------------

@@ -18,9 +18,14 @@ from sqlalchemy import update as sql_update
 
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
+from searchclip._catalog.photo_columns import (
+    metadata_from_row,
+    metadata_summary,
+    metadata_values,
+)
 from searchclip._catalog.tags import TagStore
 from searchclip._errors import CatalogError
-from searchclip._results import FailedFile
+from searchclip._results import FailedFile, PhotoMetadata
 
 _GENERATION_KEY = "vectors_generation"
 _MODEL_KEY = "model"
@@ -58,6 +63,7 @@ class FileEntry:
     content_hash: str
     width: int
     height: int
+    metadata: PhotoMetadata | None = None  # None: not read yet (kept as stored on update)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,11 @@ class Catalog:
         """Whether any file is indexed: one row read, where count_files scans them all."""
         with self._engine.connect() as connection:
             return connection.scalar(select(schema.files.c.id).limit(1)) is not None
+
+    def metadata_summary(self) -> tuple[int, int, int, int]:
+        """(files with metadata read, dated by EXIF, with a GPS position, distinct cameras)."""
+        with self._engine.connect() as connection:
+            return tuple(metadata_summary(connection))
 
     def files_under(self, root: str) -> dict[str, FileRecord]:
         """Files whose path is ``root`` itself or lies inside the directory ``root``."""
@@ -356,6 +367,7 @@ def _entry_values(entry: FileEntry) -> dict:
         "content_hash": entry.content_hash,
         "width": entry.width,
         "height": entry.height,
+        **metadata_values(entry.path, entry.metadata),
     }
 
 
@@ -408,6 +420,7 @@ def _file_record(row) -> FileRecord:
         content_hash=row.content_hash,
         width=row.width,
         height=row.height,
+        metadata=metadata_from_row(row),
         id=row.id,
     )
 

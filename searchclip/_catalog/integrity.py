@@ -36,7 +36,9 @@ def catalog_problems(path: Path, *, quick: bool = False) -> list[str]:
             pragma = "quick_check" if quick else "integrity_check"
             found = [row[0] for row in connection.execute(f"PRAGMA {pragma}({_MAX_REPORTED})")]
             if found != ["ok"]:
-                return [f"SQLite {pragma}: {line}" for line in found]
+                # one line a problem (SQLite's may span lines, under a "*** in database" head)
+                lines = [line.strip() for text in found for line in text.splitlines()]
+                return [f"SQLite {pragma}: {line}" for line in lines if not line.startswith("***")]
             return [*_schema_problems(connection), *_foreign_key_problems(connection)]
     except sqlite3.DatabaseError as exc:
         return [f"SQLite cannot read it: {exc}"]

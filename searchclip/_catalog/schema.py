@@ -51,6 +51,22 @@ files = Table(
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
     Column("indexed_at", Float, nullable=False),
+    # What the file's EXIF and header say (revision 0003); taken_at_source is NULL until read,
+    # "exif" or "mtime" after. folder is the path's directory, for folder filters.
+    Column("taken_at", Float, nullable=True),
+    Column("taken_at_source", Text, nullable=True),
+    Column("utc_offset_minutes", Integer, nullable=True),
+    Column("camera_make", Text, nullable=True),
+    Column("camera_model", Text, nullable=True),
+    Column("lens", Text, nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    Column("format", Text, nullable=True),
+    Column("folder", Text, nullable=True),
+    Index("ix_files_taken_at", "taken_at"),
+    Index("ix_files_camera", "camera_make", "camera_model"),
+    Index("ix_files_folder", "folder"),
+    Index("ix_files_location", "latitude", "longitude"),
     sqlite_autoincrement=True,  # ids are never reused, so a stale FAISS id can never alias
 )
 

@@ -54,7 +54,8 @@ class ErrorHandlingGroup(TyperGroup):
         except Exception as exc:
             if ctx.meta.get("debug") or os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0"):
                 raise
-            typer.echo(f"error: {error_line(exc)}", err=True)
+            line = " ".join(error_line(exc).splitlines())  # one line, whatever a message holds
+            typer.echo(f"error: {line}", err=True)
             raise typer.Exit(1) from None
 
 
@@ -161,6 +162,8 @@ def index_summary(report: IndexReport, path: Path) -> str:
         work = "nothing to encode: every image was already indexed"
     else:
         work = "nothing to encode"
+    if report.metadata_read:
+        work += f"; photo metadata read for {report.metadata_read} indexed images, none re-encoded"
     gone = f" ({path} no longer exists: its images left the index)" if report.root_gone else ""
     return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s{gone}"
 

@@ -25,6 +25,16 @@ def info(
     )
     typer.echo(f"images:   {summary.files}")
     typer.echo(f"failures: {summary.failures}")
+    read, dated, located, cameras = summary.metadata
+    typer.echo(
+        f"metadata: {read} images read ({dated} dated by EXIF, {located} with GPS, "
+        f"{cameras} cameras)"
+        + (
+            f"; {summary.files - read} not yet: the next index run reads them"
+            if read < summary.files
+            else ""
+        )
+    )
     for vocabulary in summary.vocabularies:
         calibrated = (
             f", {vocabulary.calibrated_labels} calibrated" if vocabulary.calibrated_labels else ""

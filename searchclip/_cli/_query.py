@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ import typer
 
 from searchclip._cli._common import DeviceOption, IndexOption, echo_names, open_engine
 from searchclip._errors import InvalidArgumentError
-from searchclip._results import SearchHit
+from searchclip._results import PhotoMetadata, SearchHit
 
 
 def query(
@@ -86,12 +88,34 @@ def missing_note(missing: tuple[str, ...]) -> str:
     )
 
 
+def hit_json(hit: SearchHit) -> dict:
+    """One hit as JSON: the time taken in ISO 8601, with its UTC offset when the EXIF gave one
+    (else the wall-clock time, as the camera showed it), and where it came from."""
+    body = {"rank": hit.rank, "score": round(hit.score, 6), "path": hit.path}
+    body |= {"width": hit.width, "height": hit.height, "size": hit.size}
+    meta = hit.metadata
+    if meta is not None:
+        body |= dataclasses.asdict(meta) | {"taken_at": _iso_time(meta)}
+    return body
+
+
+def _iso_time(meta: PhotoMetadata) -> str | None:
+    if meta.taken_at is None:
+        return None
+    if meta.taken_at_source == "mtime":  # a real instant: in UTC
+        return datetime.fromtimestamp(meta.taken_at, UTC).isoformat(timespec="seconds")
+    zone = (
+        UTC
+        if meta.utc_offset_minutes is None
+        else timezone(timedelta(minutes=meta.utc_offset_minutes))
+    )
+    moment = datetime.fromtimestamp(meta.taken_at, zone).isoformat(timespec="seconds")
+    return moment if meta.utc_offset_minutes is not None else moment.removesuffix("+00:00")
+
+
 def _format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> list[str]:
     if paths_only:
         return [hit.path for hit in hits]
     if as_json:
-        return [
-            json.dumps({"rank": hit.rank, "score": round(hit.score, 6), "path": hit.path})
-            for hit in hits
-        ]
+        return [json.dumps(hit_json(hit)) for hit in hits]
     return ["rank  score   path"] + [f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}" for hit in hits]

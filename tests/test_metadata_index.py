@@ -1,0 +1,111 @@
+"""Photo metadata in the index (issue 14, part 1): read while indexing, stored in the catalog,
+carried by SearchHit, shown by `query --json` and `info`, and filled in for an index made
+before it existed on its next run, without re-encoding a single image."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pictures import photo_folder, picture
+from PIL import ExifTags, Image
+from PIL.TiffImagePlugin import IFDRational
+from typer.testing import CliRunner
+
+from searchclip import SearchEngine
+from searchclip._cli import app
+
+GPS = ExifTags.GPS
+
+
+def camera_photo(path: Path) -> Path:
+    """A JPEG as a phone writes it: date with offset, make, model, lens, GPS south-west."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Apple"
+    exif[ExifTags.Base.Model] = "iPhone 13"
+    exif.get_ifd(ExifTags.IFD.Exif).update(
+        {
+            ExifTags.Base.DateTimeOriginal: "2023:06:15 14:30:05",
+            ExifTags.Base.OffsetTimeOriginal: "+02:00",
+            ExifTags.Base.LensModel: "iPhone 13 back camera 5.1mm f/1.6",
+        }
+    )
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update(
+        {
+            GPS.GPSLatitudeRef: "S",
+            GPS.GPSLatitude: (IFDRational(33, 1), IFDRational(51, 1), IFDRational(0, 1)),
+            GPS.GPSLongitudeRef: "W",
+            GPS.GPSLongitude: (IFDRational(70, 1), IFDRational(30, 1), IFDRational(0, 1)),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture(7, (96, 64)).save(path, exif=exif)
+    return path
+
+
+def test_metadata_is_read_stored_and_returned(tmp_path, fake_model):
+    photos = tmp_path / "photos"
+    phone = camera_photo(photos / "trip" / "IMG_0001.jpg")
+    (plain,) = [p for p in photo_folder(photos, 1)]
+    os.utime(plain, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+    index_dir = tmp_path / "index"
+    with SearchEngine(index_dir, model=fake_model) as engine:
+        engine.index(photos)
+        hits = {hit.path: hit for hit in engine.search("a photo", k=5)}
+
+    meta = hits[str(phone)].metadata
+    taken = datetime(2023, 6, 15, 14, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert meta.taken_at == taken.timestamp() and meta.taken_at_source == "exif"
+    assert meta.utc_offset_minutes == 120
+    assert (meta.camera_make, meta.camera_model) == ("Apple", "iPhone 13")
+    assert meta.lens.startswith("iPhone 13 back camera")
+    assert abs(meta.latitude + 33.85) < 1e-6 and abs(meta.longitude + 70.5) < 1e-6
+    assert meta.format == "JPEG" and hits[str(phone)].size == phone.stat().st_size
+    assert (hits[str(phone)].width, hits[str(phone)].height) == (96, 64)
+    other = hits[str(plain)].metadata
+    assert (other.taken_at, other.taken_at_source, other.format) == (1.6e9, "mtime", "PNG")
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["query", "a photo", "--index", str(index_dir), "--json"])
+    rows = {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert rows[str(phone)]["taken_at"] == "2023-06-15T14:30:05+02:00"
+    assert rows[str(phone)]["camera_model"] == "iPhone 13"
+    assert rows[str(plain)]["taken_at"] == "2020-09-13T12:26:40+00:00"
+    info = runner.invoke(app, ["info", "--index", str(index_dir)]).stdout
+    assert "metadata: 2 images read (1 dated by EXIF, 1 with GPS, 1 cameras)" in info
+
+    with sqlite3.connect(index_dir / "catalog.sqlite") as connection:  # stored for filters
+        folders = dict(connection.execute("SELECT path, folder FROM files"))
+    assert folders[str(phone)] == str(phone.parent)
+
+
+def test_an_older_index_gets_its_metadata_without_re_encoding(tmp_path, fake_model):
+    photos = tmp_path / "photos"
+    phone = camera_photo(photos / "IMG_0002.jpg")
+    photo_folder(photos, 4)
+    index_dir = tmp_path / "index"
+    with SearchEngine(index_dir, model=fake_model) as engine:
+        engine.index(photos)
+    # what revision 0003 leaves in an index made before it: NULLs
+    with sqlite3.connect(index_dir / "catalog.sqlite") as connection:
+        connection.execute(
+            "UPDATE files SET taken_at = NULL, taken_at_source = NULL, camera_make = NULL, "
+            "camera_model = NULL, folder = NULL"
+        )
+    with SearchEngine(index_dir, create=False) as engine:
+        assert engine.search("a photo", k=5)[0].metadata is None
+        report = engine.index(photos)
+        assert (report.encoded, report.metadata_read, report.unchanged) == (0, 5, 5)
+        assert not report.changed_anything
+        hits = {hit.path: hit for hit in engine.search("a photo", k=5)}
+        assert hits[str(phone)].metadata.camera_make == "Apple"
+        assert all(hit.metadata is not None for hit in hits.values())
+        assert engine.index(photos).metadata_read == 0  # read once
+
+    with sqlite3.connect(index_dir / "catalog.sqlite") as connection:
+        connection.execute("UPDATE files SET taken_at_source = NULL")
+    result = CliRunner().invoke(app, ["index", str(photos), "--index", str(index_dir)])
+    assert "photo metadata read for 5 indexed images, none re-encoded" in result.stdout
