@@ -34,6 +34,7 @@ from searchclip._evaluation_results import (
     TaggingEvaluation,
     ZeroShotEvaluation,
 )
+from searchclip._filters import PhotoFilter
 from searchclip._index_dir import default_index_dir
 from searchclip._results import (
     FailedFile,
@@ -75,6 +76,7 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelMismatchError",
+    "PhotoFilter",
     "PhotoMetadata",
     "PrecisionMismatchError",
     "RecallAtK",

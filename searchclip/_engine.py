@@ -55,6 +55,7 @@ from searchclip._vector_store import VectorStore
 if TYPE_CHECKING:
     from PIL import Image
 
+    from searchclip._filters import PhotoFilter
     from searchclip._tagging import Tag, Tagger, TagReport
 
 
@@ -260,13 +261,20 @@ class SearchEngine:
     # --- searching -----------------------------------------------------------------------------
 
     def search(
-        self, text: str, k: int = 10, *, tags: Sequence[str] = (), not_tags: Sequence[str] = ()
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        tags: Sequence[str] = (),
+        not_tags: Sequence[str] = (),
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
         """The ``k`` images that best match ``text``, best first.
 
         ``tags`` keeps only images carrying every one of those stored tags; ``not_tags`` drops
-        images carrying any of them (see :meth:`tag`). Every search returns only files that
-        exist: indexed files found gone are left out and named in the results' ``missing``.
+        images carrying any of them (see :meth:`tag`); ``where`` keeps only images whose photo
+        metadata meets it (each search method takes both). Every search returns only files
+        that exist: indexed files found gone are left out and named in the results' ``missing``.
 
         Raises:
             InvalidArgumentError: ``text`` is empty or ``k`` < 1.
@@ -277,7 +285,7 @@ class SearchEngine:
         state = self._searchable_state(k)
         vector = self._encoders.text_encoder(state.model).encode_texts([text])[0]
         query = self._query_row(vector, state)
-        return self._searcher.nearest(state, query, k, tags, not_tags, far=True)
+        return self._searcher.nearest(state, query, k, tags, not_tags, far=True, where=where)
 
     def search_image(
         self,
@@ -286,6 +294,7 @@ class SearchEngine:
         *,
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
         """The ``k`` images most similar to ``image`` (a path or a PIL image), best first.
 
@@ -300,9 +309,8 @@ class SearchEngine:
         elif image.mode != "RGB":
             image = image.convert("RGB")
         vector = self.encoder().encode_images([image])[0]
-        return self._searcher.nearest(
-            state, self._query_row(vector, state), k, tags, not_tags, far=False
-        )
+        query = self._query_row(vector, state)
+        return self._searcher.nearest(state, query, k, tags, not_tags, far=False, where=where)
 
     def search_vector(
         self,
@@ -312,6 +320,7 @@ class SearchEngine:
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
         far: bool = False,
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
         """The ``k`` images nearest to a query vector of the index's model. ``far=True`` for a
         text vector: it lies apart from every image vector, and a large index searches wider.
@@ -322,7 +331,7 @@ class SearchEngine:
         """
         state = self._searchable_state(k)
         query = self._query_row(vector, state)
-        return self._searcher.nearest(state, query, k, tags, not_tags, far=far)
+        return self._searcher.nearest(state, query, k, tags, not_tags, far=far, where=where)
 
     def _searchable_state(self, k: int) -> IndexState:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -357,12 +366,7 @@ class SearchEngine:
         """
         from searchclip._tagging import Tagger
 
-        model = self._fresh_state().model
-        if model is None:
-            raise EmptyIndexError(
-                f"the index at {self.index_dir} holds no images yet", index_dir=self.index_dir
-            )
-        return Tagger(self._catalog, model, self.encoder)
+        return Tagger(self._catalog, self._searchable_state(1).model, self.encoder)
 
     def tag(
         self, vocabulary: str = "coco", *, top_k: int = 3, threshold: float | None = None
@@ -397,16 +401,17 @@ class SearchEngine:
         *,
         tags: Sequence[str] = (),
         not_tags: Sequence[str] = (),
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
-        """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
-        ``not_tags``), by their score for ``label``, best first.
+        """The ``k`` images tagged ``label`` (and every one of ``tags``, none of ``not_tags``,
+        meeting ``where``), by their score for ``label``, best first.
 
         Raises:
             InvalidArgumentError: ``k`` < 1.
             EmptyIndexError: the index holds no images yet.
         """
         self._searchable_state(k)
-        return self._searcher.tagged(label, k, tags, not_tags)
+        return self._searcher.tagged(label, k, tags, not_tags, where)
 
     def stored_vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
         """path → stored vector, for those of ``paths`` that are indexed (read only: an index

@@ -17,6 +17,7 @@ from searchclip._results import SearchHit, SearchResults
 
 if TYPE_CHECKING:
     from searchclip._catalog import Catalog, FileRecord, IndexState
+    from searchclip._filters import PhotoFilter
     from searchclip._tagging import Tagger
     from searchclip._vector_index import VectorIndex
     from searchclip._vector_store import VectorStore
@@ -42,12 +43,13 @@ class Searcher:
         not_tags: Sequence[str],
         *,
         far: bool,
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
         """The ``k`` images nearest to ``query`` (a (1, dim) float32 row) that pass the tag
         filter and still exist on disk. ``far``: the query lies apart from every image vector
         (a text vector)."""
         index = self._vectors.current(state)
-        allowed = self._allowed_ids(index, tags, not_tags)
+        allowed = self._allowed_ids(index, tags, not_tags, where)
         if allowed is not None and not len(allowed):
             return SearchResults()
         fetch = k
@@ -60,7 +62,12 @@ class Searcher:
             fetch *= 4
 
     def tagged(
-        self, label: str, k: int, tags: Sequence[str], not_tags: Sequence[str]
+        self,
+        label: str,
+        k: int,
+        tags: Sequence[str],
+        not_tags: Sequence[str],
+        where: PhotoFilter | None = None,
     ) -> SearchResults:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first."""
@@ -72,14 +79,21 @@ class Searcher:
         for other in not_tags:
             for file_id in tagger.files_with(other):
                 scored.pop(file_id, None)
+        if where is not None:
+            keep = set(self._catalog.ids_matching(where).tolist())
+            scored = {file_id: s for file_id, s in scored.items() if file_id in keep}
         best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
         return self.hits([file_id for file_id, _ in best], [score for _, score in best], k)
 
     def _allowed_ids(
-        self, index: VectorIndex, tags: Sequence[str], not_tags: Sequence[str]
+        self,
+        index: VectorIndex,
+        tags: Sequence[str],
+        not_tags: Sequence[str],
+        where: PhotoFilter | None,
     ) -> np.ndarray | None:
-        """The ids a tag filter keeps, by numpy set operations on the tagged ids."""
-        if not tags and not not_tags:
+        """The ids the tag and metadata filters keep, by numpy set operations on the ids."""
+        if not tags and not not_tags and where is None:
             return None
         tagger = self._tagger()
 
@@ -88,6 +102,8 @@ class Searcher:
             return np.fromiter(found, dtype=np.int64, count=len(found))
 
         allowed = index.ids() if not tags else ids_with(tags[0])
+        if where is not None:
+            allowed = np.intersect1d(allowed, self._catalog.ids_matching(where), assume_unique=True)
         for label in tags[1:]:
             allowed = np.intersect1d(allowed, ids_with(label), assume_unique=True)
         for label in not_tags:

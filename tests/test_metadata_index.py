@@ -4,45 +4,55 @@ before it existed on its next run, without re-encoding a single image."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from pictures import photo_folder, picture
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 from typer.testing import CliRunner
 
-from searchclip import SearchEngine
+from searchclip import InvalidArgumentError, PhotoFilter, SearchEngine
 from searchclip._cli import app
 
 GPS = ExifTags.GPS
 
 
-def camera_photo(path: Path) -> Path:
+def camera_photo(
+    path: Path,
+    taken: str = "2023:06:15 14:30:05",
+    make: str = "Apple",
+    model: str = "iPhone 13",
+    gps: bool = True,
+    seed: int = 7,
+) -> Path:
     """A JPEG as a phone writes it: date with offset, make, model, lens, GPS south-west."""
     exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "Apple"
-    exif[ExifTags.Base.Model] = "iPhone 13"
+    exif[ExifTags.Base.Make] = make
+    exif[ExifTags.Base.Model] = model
     exif.get_ifd(ExifTags.IFD.Exif).update(
         {
-            ExifTags.Base.DateTimeOriginal: "2023:06:15 14:30:05",
+            ExifTags.Base.DateTimeOriginal: taken,
             ExifTags.Base.OffsetTimeOriginal: "+02:00",
-            ExifTags.Base.LensModel: "iPhone 13 back camera 5.1mm f/1.6",
+            ExifTags.Base.LensModel: f"{model} back camera 5.1mm f/1.6",
         }
     )
-    exif.get_ifd(ExifTags.IFD.GPSInfo).update(
-        {
-            GPS.GPSLatitudeRef: "S",
-            GPS.GPSLatitude: (IFDRational(33, 1), IFDRational(51, 1), IFDRational(0, 1)),
-            GPS.GPSLongitudeRef: "W",
-            GPS.GPSLongitude: (IFDRational(70, 1), IFDRational(30, 1), IFDRational(0, 1)),
-        }
-    )
+    if gps:
+        exif.get_ifd(ExifTags.IFD.GPSInfo).update(
+            {
+                GPS.GPSLatitudeRef: "S",
+                GPS.GPSLatitude: (IFDRational(33, 1), IFDRational(51, 1), IFDRational(0, 1)),
+                GPS.GPSLongitudeRef: "W",
+                GPS.GPSLongitude: (IFDRational(70, 1), IFDRational(30, 1), IFDRational(0, 1)),
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    picture(7, (96, 64)).save(path, exif=exif)
+    picture(seed, (96, 64)).save(path, exif=exif)
     return path
 
 
@@ -109,3 +119,86 @@ def test_an_older_index_gets_its_metadata_without_re_encoding(tmp_path, fake_mod
         connection.execute("UPDATE files SET taken_at_source = NULL")
     result = CliRunner().invoke(app, ["index", str(photos), "--index", str(index_dir)])
     assert "photo metadata read for 5 indexed images, none re-encoded" in result.stdout
+
+
+@pytest.fixture
+def library(tmp_path, fake_model) -> tuple[Path, dict[str, Path]]:
+    """Five photos: three phones' JPEGs of 2023 and 2024, two PNGs without EXIF (2020)."""
+    photos = tmp_path / "photos"
+    named = {
+        "june": camera_photo(photos / "trip" / "a.jpg", "2023:06:15 14:30:05", seed=1),
+        "july": camera_photo(photos / "trip" / "b.jpg", "2023:07:01 00:30:00", seed=2),
+        "pixel": camera_photo(
+            photos / "c.jpg", "2024:01:02 10:00:00", "Google", "Pixel 8", gps=False, seed=3
+        ),
+    }
+    for name, seed in (("png1", 4), ("png2", 5)):
+        named[name] = photos / "old" / f"{name}.png"
+        named[name].parent.mkdir(parents=True, exist_ok=True)
+        picture(seed).save(named[name])
+        os.utime(named[name], ns=(1_600_000_000 * 10**9,) * 2)
+    index_dir = tmp_path / "index"
+    with SearchEngine(index_dir, model=fake_model) as engine:
+        engine.index(photos)
+    return index_dir, named
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        # 2023-07-01 00:30 at +02:00 is 2023-06-30 22:30 UTC: still June, as an instant
+        (
+            PhotoFilter(taken_from=datetime(2023, 6, 1), taken_until=datetime(2023, 7, 1)),
+            {"june", "july"},
+        ),
+        (PhotoFilter(taken_from=datetime(2023, 1, 1)), {"june", "july", "pixel"}),
+        (PhotoFilter(taken_until=datetime(2021, 1, 1)), {"png1", "png2"}),
+        (PhotoFilter(camera="iphone"), {"june", "july"}),
+        (PhotoFilter(camera="google pixel"), {"pixel"}),
+        (PhotoFilter(lens="PIXEL 8 back"), {"pixel"}),
+        (PhotoFilter(folder="PHOTOS/trip"), {"june", "july"}),
+        (PhotoFilter(formats=("png",)), {"png1", "png2"}),
+        (PhotoFilter(has_location=True), {"june", "july"}),
+        (PhotoFilter(has_location=False, formats=("JPEG",)), {"pixel"}),
+        (PhotoFilter(min_width=90), {"june", "july", "pixel"}),
+        (PhotoFilter(camera="100%_"), set()),  # LIKE's wildcards match only themselves
+    ],
+)
+def test_metadata_filters_are_exact(library, where, expected):
+    index_dir, named = library
+    if where.folder is not None:  # a path relative to the test's folder
+        where = dataclasses.replace(where, folder=index_dir.parent / "photos" / "trip")
+    with SearchEngine(index_dir, create=False) as engine:
+        found = {hit.path for hit in engine.search("a photo", k=5, where=where)}
+        by_image = {hit.path for hit in engine.search_image(named["june"], k=5, where=where)}
+    assert found == by_image == {str(named[name]) for name in expected}
+
+
+def test_a_filter_narrows_before_ranking(library):
+    index_dir, named = library
+    with SearchEngine(index_dir, create=False) as engine:
+        near = engine.search_image(named["png1"], k=1)[0].path
+        assert near == str(named["png1"])
+        hits = engine.search_image(named["png1"], k=3, where=PhotoFilter(camera="Pixel"))
+    assert [hit.path for hit in hits] == [str(named["pixel"])]  # k=3, one passes: one result
+
+
+def test_query_filters_from_the_command_line(library):
+    index_dir, named = library
+    runner = CliRunner()
+    args = ["query", "a photo", "--index", str(index_dir), "--paths"]
+    june = runner.invoke(app, [*args, "--from", "2023-06", "--until", "2023-06"])
+    assert set(june.stdout.split()) == {str(named["june"]), str(named["july"])}
+    year = runner.invoke(app, [*args, "--from", "2024", "--no-gps", "--format", "jpeg"])
+    assert year.stdout.split() == [str(named["pixel"])]
+    bad = runner.invoke(app, [*args, "--from", "2023-13"])
+    assert bad.exit_code == 1 and "--from takes a date such as 2023" in bad.stderr
+    empty = runner.invoke(app, [*args, "--from", "2024", "--until", "2023"])
+    assert empty.exit_code == 1 and "the time range is empty" in empty.stderr
+
+
+def test_an_empty_time_range_is_refused():
+    with pytest.raises(InvalidArgumentError, match="time range is empty"):
+        PhotoFilter(taken_from=datetime(2024, 1, 1), taken_until=datetime(2023, 1, 1))
+    with pytest.raises(InvalidArgumentError, match="min_width must be at least 1"):
+        PhotoFilter(min_width=0)

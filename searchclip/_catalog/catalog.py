@@ -19,12 +19,14 @@ from sqlalchemy import update as sql_update
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
 from searchclip._catalog.photo_columns import (
+    matching_ids,
     metadata_from_row,
     metadata_summary,
     metadata_values,
 )
 from searchclip._catalog.tags import TagStore
 from searchclip._errors import CatalogError
+from searchclip._filters import PhotoFilter
 from searchclip._results import FailedFile, PhotoMetadata
 
 _GENERATION_KEY = "vectors_generation"
@@ -207,6 +209,11 @@ class Catalog:
         """(files with metadata read, dated by EXIF, with a GPS position, distinct cameras)."""
         with self._engine.connect() as connection:
             return tuple(metadata_summary(connection))
+
+    def ids_matching(self, where: PhotoFilter) -> np.ndarray:
+        """The ids of the files that meet the metadata filter ``where``, sorted."""
+        with self._engine.connect() as connection:
+            return matching_ids(connection, where)
 
     def files_under(self, root: str) -> dict[str, FileRecord]:
         """Files whose path is ``root`` itself or lies inside the directory ``root``."""
