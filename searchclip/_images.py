@@ -283,7 +283,7 @@ def read_metadata(data: bytes, mtime_ns: int) -> PhotoMetadata:
         with Image.open(io.BytesIO(data)) as img:
             return read_photo_metadata(img, mtime_ns)
     except Exception:  # the decode that follows reports what is wrong with the file
-        return PhotoMetadata(mtime_ns / 1e9, "mtime", None, None, None, None, None, None, None)
+        return PhotoMetadata(taken_at=mtime_ns / 1e9, taken_at_source="mtime")
 
 
 def load_image(

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 class PhotoMetadata:
     """What a photo's EXIF and header say about it; ``None`` where they say nothing usable."""
 
-    taken_at: float | None  # POSIX seconds; see the module docstring for what it means
-    taken_at_source: str  # "exif", "mtime", or "" when neither gave a time
-    utc_offset_minutes: int | None  # the EXIF offset applied to taken_at, None without one
-    camera_make: str | None
-    camera_model: str | None
-    lens: str | None
-    latitude: float | None  # decimal degrees, south negative
-    longitude: float | None  # decimal degrees, west negative
-    format: str | None  # Pillow's name for the file format: "JPEG", "PNG", "WEBP", ...
+    taken_at: float | None = None  # POSIX seconds (see searchclip._photo_metadata for which)
+    taken_at_source: str = ""  # "exif", "mtime", or "" when neither gave a time
+    utc_offset_minutes: int | None = None  # the EXIF offset applied to taken_at, if any
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    latitude: float | None = None  # decimal degrees, south negative
+    longitude: float | None = None  # decimal degrees, west negative
+    format: str | None = None  # Pillow's name for the file format: "JPEG", "PNG", "WEBP", ...
 
 
 @dataclass(frozen=True)
