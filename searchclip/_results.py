@@ -44,6 +44,18 @@ class SearchResults(list[SearchHit]):
         super().__init__(hits)
         self.missing = tuple(missing)
 
+    def by_time_taken(self, *, newest_first: bool = False) -> SearchResults:
+        """The same hits in the order their photos were taken (each keeps its ``rank`` by
+        relevance); hits whose time is not known yet come last, by rank."""
+        sign = -1 if newest_first else 1
+
+        def order(hit: SearchHit) -> tuple:
+            taken = hit.metadata.taken_at if hit.metadata else None
+            return (taken is None, sign * (taken or 0), hit.rank)  # a tie keeps rank order
+
+        ordered = sorted(self, key=order)
+        return SearchResults(ordered, self.missing)
+
 
 @dataclass(frozen=True)
 class FailedFile:

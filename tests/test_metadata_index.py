@@ -202,3 +202,23 @@ def test_an_empty_time_range_is_refused():
         PhotoFilter(taken_from=datetime(2024, 1, 1), taken_until=datetime(2023, 1, 1))
     with pytest.raises(InvalidArgumentError, match="min_width must be at least 1"):
         PhotoFilter(min_width=0)
+
+
+def test_results_sorted_by_time_taken(library):
+    index_dir, named = library
+    with SearchEngine(index_dir, create=False) as engine:
+        hits = engine.search("a photo", k=5)
+    oldest = hits.by_time_taken()
+    assert [Path(hit.path).name for hit in oldest][2:] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert {Path(hit.path).name for hit in oldest[:2]} == {"png1.png", "png2.png"}  # same mtime
+    assert oldest[0].rank < oldest[1].rank  # a tie keeps the relevance order
+    newest = hits.by_time_taken(newest_first=True)
+    assert [Path(hit.path).name for hit in newest][:3] == ["c.jpg", "b.jpg", "a.jpg"]
+    assert sorted(hit.rank for hit in newest) == [1, 2, 3, 4, 5]
+    assert newest[3].rank < newest[4].rank  # the tie, newest first too, in rank order
+
+    args = ["query", "a photo", "--index", str(index_dir), "--paths", "--sort", "newest"]
+    result = CliRunner().invoke(app, args)
+    assert result.stdout.split()[:3] == [str(named[n]) for n in ("pixel", "july", "june")]
+    bad = CliRunner().invoke(app, [*args[:-1], "date"])
+    assert bad.exit_code == 1 and "--sort is relevance, oldest or newest" in bad.stderr

@@ -83,6 +83,12 @@ def query(
             show_default=False,
         ),
     ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort", help="Order of the results: relevance, oldest or newest (by time taken)."
+        ),
+    ] = "relevance",
     device: DeviceOption = "auto",
 ) -> None:
     """Find the indexed images that best match TEXT (or --image), optionally filtered by tags
@@ -96,6 +102,8 @@ def query(
         raise InvalidArgumentError("give a query TEXT or --image PATH, not both")
     if text is None and image is None and not tags:
         raise InvalidArgumentError("give exactly one of a query TEXT, --image PATH or --tag LABEL")
+    if sort not in ("relevance", "oldest", "newest"):
+        raise InvalidArgumentError(f"--sort is relevance, oldest or newest; got {sort!r}")
     if as_json + paths_only + null > 1:
         raise InvalidArgumentError("choose one output format: --json, --paths or --null")
     with open_engine(index, create=False, device=device) as engine:
@@ -106,6 +114,8 @@ def query(
         else:
             first, *others = tags
             hits = engine.images_with_tag(first, k, tags=others, not_tags=not_tags, where=where)
+    if sort != "relevance":
+        hits = hits.by_time_taken(newest_first=sort == "newest")
     if hits.missing:
         echo_names([missing_note(hits.missing)], err=True)
     if null:
