@@ -10,7 +10,6 @@ were not found again under another name are removed at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections import Counter, deque
@@ -180,9 +179,11 @@ class _Run:
         metadata = images.read_metadata(data, stat.mtime_ns)
         if (record and record.content_hash == digest) or digest in self.reusable:
             return _Prepared(stat, record, digest, metadata=metadata)
-        return dataclasses.replace(self._decode(stat, record, data, digest), metadata=metadata)
+        return self._decode(stat, record, data, digest, metadata)
 
-    def _decode(self, stat, record, data: bytes, digest: str) -> _Prepared:
+    def _decode(
+        self, stat, record, data: bytes, digest: str, metadata: PhotoMetadata | None
+    ) -> _Prepared:
         image_size = self.encoding.image_size()  # outside the try: a model that cannot load
         try:  # stops the run
             decoded = images.decode_image(data, min_side=image_size, **self.options.decode_limits())
@@ -191,7 +192,8 @@ class _Run:
             return _Prepared(stat, record, digest, error=exc.reason)
         except Exception as exc:  # one odd file (MemoryError included) must never end the run
             return _Prepared(stat, record, digest, error=f"cannot decode: {exc!r}"[:300])
-        return _Prepared(stat, record, digest, pixels, decoded.width, decoded.height)
+        size = (decoded.width, decoded.height)
+        return _Prepared(stat, record, digest, pixels, *size, metadata=metadata)
 
     # --- main thread ---------------------------------------------------------------------------
 
@@ -268,8 +270,7 @@ class _Run:
             data = images.read_bytes(item.stat.path)
         except ImageReadError as exc:
             return _Prepared(item.stat, item.record, error=exc.reason)
-        decoded = self._decode(item.stat, item.record, data, item.content_hash)
-        return dataclasses.replace(decoded, metadata=item.metadata)
+        return self._decode(item.stat, item.record, data, item.content_hash, item.metadata)
 
     def _fail(self, path: str, reason: str, record: FileRecord | None = None) -> None:
         path = _printable(path)
