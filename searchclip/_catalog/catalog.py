@@ -29,7 +29,7 @@ from searchclip._errors import CatalogError
 from searchclip._filters import PhotoFilter
 from searchclip._results import FailedFile, PhotoMetadata
 
-_GENERATION_KEY = "vectors_generation"
+GENERATION_KEY = "vectors_generation"
 _MODEL_KEY = "model"
 PRECISION_KEY = "image_precision"
 PRECISION_CHOICE_KEY = "image_precision_choice"
@@ -178,7 +178,7 @@ class Catalog:
             files = connection.scalar(select(func.count()).select_from(schema.files))
         return IndexState(
             model=model,
-            generation=int(settings.get(_GENERATION_KEY) or 0),
+            generation=int(settings.get(GENERATION_KEY) or 0),
             files=files,
             precision=settings.get(PRECISION_KEY),
             precision_choice=settings.get(PRECISION_CHOICE_KEY) or "",
@@ -192,7 +192,7 @@ class Catalog:
 
     def vectors_generation(self) -> int:
         """A counter bumped by every change to the set of vectors (never by moves)."""
-        return int(self.get_setting(_GENERATION_KEY) or 0)
+        return int(self.get_setting(GENERATION_KEY) or 0)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -351,8 +351,8 @@ class Catalog:
                     .values(path=path, reason=reason, failed_at=now)
                 )
             if changes.upserts or changes.removed:
-                generation = int(_get_setting(connection, _GENERATION_KEY) or 0) + 1
-                _put_setting(connection, _GENERATION_KEY, str(generation))
+                generation = int(_get_setting(connection, GENERATION_KEY) or 0) + 1
+                _put_setting(connection, GENERATION_KEY, str(generation))
         return upserted
 
 

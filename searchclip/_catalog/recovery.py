@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from searchclip._catalog.catalog import GENERATION_KEY
 from searchclip._catalog.connection import open_database
 
 _CHUNK = 500
@@ -55,7 +56,6 @@ _ORPHANS = (
         "OR vocabulary_id NOT IN (SELECT id FROM vocabularies)",
     ),
 )
-_GENERATION_KEY = "vectors_generation"
 
 
 @dataclass(frozen=True)
@@ -209,11 +209,11 @@ def _keep_id_sequence(source: sqlite3.Connection, target: sqlite3.Connection) ->
 
 def _bump_generation(target: sqlite3.Connection) -> None:
     """A new generation: no vector file of the damaged catalog's is taken as current."""
-    row = target.execute("SELECT value FROM settings WHERE key = ?", (_GENERATION_KEY,)).fetchone()
+    row = target.execute("SELECT value FROM settings WHERE key = ?", (GENERATION_KEY,)).fetchone()
     generation = int(row[0]) + 1 if row and str(row[0]).isdigit() else 1
     target.execute(
         "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-        (_GENERATION_KEY, str(generation)),
+        (GENERATION_KEY, str(generation)),
     )
 
 
