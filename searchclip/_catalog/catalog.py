@@ -18,13 +18,10 @@ from sqlalchemy import update as sql_update
 
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
-from searchclip._catalog.photo_columns import (
-    matching_ids,
-    metadata_from_row,
-    metadata_summary,
-    metadata_values,
-)
+from searchclip._catalog.filter_columns import FilterColumns, bump_files_generation
+from searchclip._catalog.photo_columns import metadata_from_row, metadata_summary, metadata_values
 from searchclip._catalog.tags import TagStore
+from searchclip._catalog.vector_reads import vectors_keyed_by
 from searchclip._errors import CatalogError
 from searchclip._filters import PhotoFilter
 from searchclip._results import FailedFile, PhotoMetadata
@@ -105,6 +102,7 @@ class Catalog:
         self._engine = engine
         self.path = path
         self.tags = TagStore(engine)
+        self._filter_columns = FilterColumns(engine)
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
@@ -212,8 +210,7 @@ class Catalog:
 
     def ids_matching(self, where: PhotoFilter) -> np.ndarray:
         """The ids of the files that meet the metadata filter ``where``, sorted."""
-        with self._engine.connect() as connection:
-            return matching_ids(connection, where)
+        return self._filter_columns.ids_matching(where)
 
     def files_under(self, root: str) -> dict[str, FileRecord]:
         """Files whose path is ``root`` itself or lies inside the directory ``root``."""
@@ -283,20 +280,19 @@ class Catalog:
 
     def vectors_by_path(self, paths: Sequence[str], model: ModelRecord) -> dict[str, np.ndarray]:
         """path → stored vector, for those of ``paths`` that are indexed."""
-        found: dict[str, np.ndarray] = {}
-        query = select(schema.files.c.path, schema.vectors.c.vector).join(
-            schema.vectors, schema.vectors.c.file_id == schema.files.c.id
-        )
         with self._engine.connect() as connection:
-            for start in range(0, len(paths), 500):
-                chunk = list(paths[start : start + 500])
-                rows = connection.execute(
-                    query.where(schema.files.c.path.in_(chunk)).where(
-                        schema.vectors.c.model_id == model.id
-                    )
-                )
-                found.update((path, np.frombuffer(blob, dtype="<f4")) for path, blob in rows)
-        return found
+            return vectors_keyed_by(connection, schema.files.c.path, paths, model.id)
+
+    def vectors_by_id(self, ids: Sequence[int], model: ModelRecord) -> np.ndarray:
+        """The stored vectors of the files ``ids``, one row each in that order (float32, n x
+        dim); zeros for an id no longer indexed."""
+        with self._engine.connect() as connection:
+            found = vectors_keyed_by(connection, schema.files.c.id, [int(i) for i in ids], model.id)
+        rows = np.zeros((len(ids), model.dim), np.float32)
+        for row, file_id in enumerate(ids):
+            if (vector := found.get(int(file_id))) is not None:
+                rows[row] = vector
+        return rows
 
     def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRecord]:
         ids = list(ids)
@@ -353,6 +349,8 @@ class Catalog:
             if changes.upserts or changes.removed:
                 generation = int(_get_setting(connection, GENERATION_KEY) or 0) + 1
                 _put_setting(connection, GENERATION_KEY, str(generation))
+            if changes.upserts or changes.restats or changes.removed:
+                bump_files_generation(connection)
         return upserted
 
 

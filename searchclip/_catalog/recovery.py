@@ -6,7 +6,8 @@ key it can seek to again, then halves its way back to the first readable key aft
 (a few dozen probes a damaged region). The rows are written into a fresh catalog made by
 searchclip's own migrations; rows whose parent row was lost (a vector without its file) are
 dropped; the vectors generation is bumped so the vector file is rebuilt from what was
-recovered. The damaged file is kept beside it as ``catalog.sqlite.damaged-YYYYmmdd-HHMMSS``.
+recovered, and the files generation so that no filter reads columns cached before. The
+damaged file is kept beside it as ``catalog.sqlite.damaged-YYYYmmdd-HHMMSS``.
 
 The caller holds the index's write lock.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from searchclip._catalog.catalog import GENERATION_KEY
 from searchclip._catalog.connection import open_database
+from searchclip._catalog.filter_columns import FILES_GENERATION_KEY
 
 _CHUNK = 500
 # Parents first, so that a child row's parent is in the new file before the orphan sweep; with
@@ -208,13 +210,14 @@ def _keep_id_sequence(source: sqlite3.Connection, target: sqlite3.Connection) ->
 
 
 def _bump_generation(target: sqlite3.Connection) -> None:
-    """A new generation: no vector file of the damaged catalog's is taken as current."""
-    row = target.execute("SELECT value FROM settings WHERE key = ?", (GENERATION_KEY,)).fetchone()
-    generation = int(row[0]) + 1 if row and str(row[0]).isdigit() else 1
-    target.execute(
-        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-        (GENERATION_KEY, str(generation)),
-    )
+    """New generations: no vector file, and no filter's cached columns, of the damaged
+    catalog's are taken as current."""
+    for key in (GENERATION_KEY, FILES_GENERATION_KEY):
+        row = target.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        generation = int(row[0]) + 1 if row and str(row[0]).isdigit() else 1
+        target.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, str(generation))
+        )
 
 
 def _swap_in(path: Path, fresh: Path) -> Path:

@@ -32,6 +32,11 @@ TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centr
 SCAN_SHARE = 1 / 32  # of the lists, for an image query
 FAR_WIDENING = 4  # text queries, far from every image vector, scan 4x as many lists (1/8)
 MIN_PROBE = 8
+# A filter keeping a share s of the vectors meets as many allowed vectors as (1/s) ** 0.5 times
+# as many lists would hold, were they spread evenly (see IVFIndex._filtered_probe; recall and
+# times against 1, the rule until issue 14: docs/benchmarks.md, section "Photo metadata
+# filters at a million images").
+FILTER_WIDENING = 0.5
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
 # The header's count: vectors the centroids were trained on.
@@ -57,6 +62,7 @@ class IVFIndex(VectorIndex):
         self._index: Any = None  # made and trained by the first add
         self._trained_on = 0
         self._ids: np.ndarray | None = None  # all ids, gathered on demand
+        self._lists: np.ndarray | None = None  # id -> its list's number, built on demand
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> IVFIndex:
@@ -107,7 +113,7 @@ class IVFIndex(VectorIndex):
             self._index = _trained_index(self.dim, vectors)
             self._trained_on = len(vectors)
         self._index.add_with_ids(vectors, ids)
-        self._ids = None
+        self._ids = self._lists = None
 
     def _remove(self, ids: np.ndarray) -> int:
         if self._index is None:
@@ -115,7 +121,7 @@ class IVFIndex(VectorIndex):
         faiss = import_faiss()
         removed = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         if removed:
-            self._ids = None
+            self._ids = self._lists = None
         return removed
 
     def _search(
@@ -126,11 +132,8 @@ class IVFIndex(VectorIndex):
         nprobe = max(MIN_PROBE, math.ceil(nlist * self.scan_share * (FAR_WIDENING if far else 1)))
         selector = _bitmap = None
         if allowed is not None:
-            # A filter keeping a share of the vectors: scan 1/share as many lists, to meet as
-            # many allowed vectors as an unfiltered search meets vectors (every list, for small
-            # filters: then the search is exact). The bitmap must outlive the search.
-            nprobe = math.ceil(nprobe * self.ntotal / max(len(allowed), 1))
-            selector, _bitmap = _selector(allowed, self.ntotal)
+            nprobe = self._filtered_probe(queries, allowed, nprobe)
+            selector, _bitmap = _selector(allowed, self.ntotal)  # must outlive the search
         nprobe = min(nprobe, nlist)
         params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         scores, ids = self._index.search(queries, k, params=params)
@@ -138,6 +141,48 @@ class IVFIndex(VectorIndex):
             params = faiss.SearchParametersIVF(nprobe=nlist, sel=selector)
             scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
+
+    def _filtered_probe(self, queries: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
+        """How many lists a search restricted to ``allowed`` scans, where an unrestricted one
+        scans ``nprobe``.
+
+        The k best allowed vectors rank lower among all vectors than the k best do (the 10
+        best of a 10 % filter are about the 100 best of all), so they lie in more lists: the
+        lists, in the order the query ranks them, are scanned until they held as many allowed
+        vectors as ``(1 / share) ** FILTER_WIDENING * nprobe`` lists would hold were the
+        filter spread evenly (every list, for small filters: the search is exact then).
+        Counting each list's allowed vectors, rather than assuming them spread evenly, keeps
+        the recall of a filter on what the photos show, whose vectors crowd into some lists.
+        """
+        share = len(allowed) / self.ntotal
+        if share <= (nprobe / self.nlist) ** (1 / FILTER_WIDENING):
+            return self.nlist  # so few that they fill no fewer lists, however they crowd
+        numbers = self._list_numbers()
+        if numbers is None:  # ids too sparse for a table: 1 / share times as many lists
+            return math.ceil(nprobe / share)
+        # Each list's allowed vectors, counted on a sample of at most ~64k of them (what
+        # matters are sums over many lists); the sample's share scales the target.
+        sample = allowed[:: max(1, len(allowed) >> 16)]
+        found = numbers[sample[sample < len(numbers)]]
+        counts = np.bincount(found[found >= 0], minlength=self.nlist)
+        if not counts.any():
+            return self.nlist
+        held = counts.sum() * len(allowed) / len(sample)
+        wanted = nprobe * self.ntotal / self.nlist * (held / self.ntotal) ** (1 - FILTER_WIDENING)
+        _, ranked = self._index.quantizer.search(queries, self.nlist)
+        met = np.cumsum(counts[ranked], axis=1) * (len(allowed) / len(sample))
+        return int((met < wanted).sum(axis=1).max()) + 1
+
+    def _list_numbers(self) -> np.ndarray | None:
+        """For each id up to the largest held, the number of the list holding it (-1: none);
+        None where the ids are too sparse for such a table."""
+        if self._lists is None:
+            held = self.ids()
+            size = int(held.max()) + 1 if len(held) else 0
+            if size > 64 * len(held) + (1 << 20):
+                return None
+            self._lists = _list_numbers(self._index, size)
+        return self._lists
 
     def _write(self, file: BinaryIO) -> None:
         faiss = import_faiss()
@@ -177,12 +222,20 @@ def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
     size = int(allowed[-1]) + 1 if len(allowed) else 0
     if size > 64 * max(count, len(allowed)) + (1 << 20):
         return faiss.IDSelectorBatch(allowed), None
-    bitmap = np.zeros((size + 7) // 8, np.uint8)
-    octets = allowed >> 3
-    starts = np.flatnonzero(np.r_[True, octets[1:] != octets[:-1]])
-    bits = np.left_shift(1, allowed & 7).astype(np.uint8)
-    bitmap[octets[starts]] = np.bitwise_or.reduceat(bits, starts)
+    member = np.zeros(size, bool)
+    member[allowed] = True
+    bitmap = np.packbits(member, bitorder="little")  # id i: bit i & 7 of byte i >> 3
     return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: bytes
+
+
+def _list_numbers(index: Any, size: int) -> np.ndarray:
+    faiss = import_faiss()
+    lists = index.invlists
+    numbers = np.full(size, -1, np.int32)
+    for i in range(index.nlist):
+        if count := lists.list_size(i):
+            numbers[faiss.rev_swig_ptr(lists.get_ids(i), count)] = i
+    return numbers
 
 
 def _all_ids(index: Any) -> np.ndarray:
