@@ -12,6 +12,7 @@ from searchclip._errors import (
     CatalogError,
     EmptyIndexError,
     FileError,
+    ImageNotFoundError,
     ImageReadError,
     IndexBusyError,
     IndexNotFoundError,
@@ -36,8 +37,10 @@ from searchclip._evaluation_results import (
 )
 from searchclip._filters import PhotoFilter
 from searchclip._index_dir import default_index_dir
+from searchclip._query import Query, Term
 from searchclip._results import (
     FailedFile,
+    IndexedImage,
     IndexInfo,
     IndexProgress,
     IndexReport,
@@ -63,6 +66,7 @@ __all__ = [
     "FailedFile",
     "FakeEncoder",
     "FileError",
+    "ImageNotFoundError",
     "ImageReadError",
     "IndexBusyError",
     "IndexInfo",
@@ -70,6 +74,7 @@ __all__ = [
     "IndexProgress",
     "IndexReport",
     "IndexStateError",
+    "IndexedImage",
     "InputError",
     "InvalidArgumentError",
     "MissingExtraError",
@@ -79,6 +84,7 @@ __all__ = [
     "PhotoFilter",
     "PhotoMetadata",
     "PrecisionMismatchError",
+    "Query",
     "RecallAtK",
     "RetrievalEvaluation",
     "SchemaTooNewError",
@@ -89,6 +95,7 @@ __all__ = [
     "Tag",
     "TagReport",
     "TaggingEvaluation",
+    "Term",
     "VocabularyInfo",
     "WholeFileSystemError",
     "ZeroShotEvaluation",

@@ -16,19 +16,17 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from searchclip import _images as images
 from searchclip._catalog import Catalog, IndexState, ModelRecord
 from searchclip._catalog.integrity import raise_if_damaged
 from searchclip._encoder_session import EncoderSession, IndexImageEncoding
 from searchclip._encoders import DEFAULT_MODEL, Encoder, resolve_model_name
+from searchclip._engine_images import ImageMethods
+from searchclip._engine_search import SearchMethods
 from searchclip._errors import (
-    EmptyIndexError,
     InvalidArgumentError,
     ModelMismatchError,
 )
@@ -46,23 +44,19 @@ from searchclip._results import (
     IndexInfo,
     IndexProgress,
     IndexReport,
-    SearchResults,
     VocabularyInfo,
 )
 from searchclip._search import Searcher
 from searchclip._vector_store import VectorStore
 
 if TYPE_CHECKING:
-    from PIL import Image
-
-    from searchclip._filters import PhotoFilter
     from searchclip._tagging import Tag, Tagger, TagReport
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # checked against torch when a model loads
 
 
-class SearchEngine:
+class SearchEngine(SearchMethods, ImageMethods):
     """One index directory, opened for indexing and searching.
 
     >>> with SearchEngine("indexes/photos") as engine:           # doctest: +SKIP
@@ -258,104 +252,6 @@ class SearchEngine:
                 self._state = dataclasses.replace(self._state, model=record)
         return self._model
 
-    # --- searching -----------------------------------------------------------------------------
-
-    def search(
-        self,
-        text: str,
-        k: int = 10,
-        *,
-        tags: Sequence[str] = (),
-        not_tags: Sequence[str] = (),
-        where: PhotoFilter | None = None,
-    ) -> SearchResults:
-        """The ``k`` images that best match ``text``, best first.
-
-        ``tags`` keeps only images carrying every one of those stored tags; ``not_tags`` drops
-        images carrying any of them (see :meth:`tag`); ``where`` keeps only images whose photo
-        metadata meets it (each search method takes both). Every search returns only files
-        that exist: indexed files found gone are left out and named in the results' ``missing``.
-
-        Raises:
-            InvalidArgumentError: ``text`` is empty or ``k`` < 1.
-            EmptyIndexError: the index holds no images yet.
-        """
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidArgumentError("the query text is empty", value=text)
-        state = self._searchable_state(k)
-        vector = self._encoders.text_encoder(state.model).encode_texts([text])[0]
-        query = self._query_row(vector, state)
-        return self._searcher.nearest(state, query, k, tags, not_tags, far=True, where=where)
-
-    def search_image(
-        self,
-        image: str | os.PathLike | Image.Image,
-        k: int = 10,
-        *,
-        tags: Sequence[str] = (),
-        not_tags: Sequence[str] = (),
-        where: PhotoFilter | None = None,
-    ) -> SearchResults:
-        """The ``k`` images most similar to ``image`` (a path or a PIL image), best first.
-
-        Raises:
-            InvalidArgumentError: ``k`` < 1.
-            EmptyIndexError: the index holds no images yet.
-            ImageReadError: ``image`` cannot be read.
-        """
-        state = self._searchable_state(k)
-        if not hasattr(image, "mode"):
-            image = images.load_image(Path(image).expanduser()).image
-        elif image.mode != "RGB":
-            image = image.convert("RGB")
-        vector = self.encoder().encode_images([image])[0]
-        query = self._query_row(vector, state)
-        return self._searcher.nearest(state, query, k, tags, not_tags, far=False, where=where)
-
-    def search_vector(
-        self,
-        vector: np.ndarray,
-        k: int = 10,
-        *,
-        tags: Sequence[str] = (),
-        not_tags: Sequence[str] = (),
-        far: bool = False,
-        where: PhotoFilter | None = None,
-    ) -> SearchResults:
-        """The ``k`` images nearest to a query vector of the index's model. ``far=True`` for a
-        text vector: it lies apart from every image vector, and a large index searches wider.
-
-        Raises:
-            InvalidArgumentError: ``k`` < 1, or ``vector`` has another length than the model's.
-            EmptyIndexError: the index holds no images yet.
-        """
-        state = self._searchable_state(k)
-        query = self._query_row(vector, state)
-        return self._searcher.nearest(state, query, k, tags, not_tags, far=far, where=where)
-
-    def _searchable_state(self, k: int) -> IndexState:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidArgumentError(
-                f"k must be a positive number of results, got {k!r}", value=k
-            )
-        state = self._fresh_state()
-        if state.model is None or not state.files:
-            raise EmptyIndexError(
-                f"the index at {self.index_dir} holds no images yet", index_dir=self.index_dir
-            )
-        return state
-
-    @staticmethod
-    def _query_row(vector: np.ndarray, state: IndexState) -> np.ndarray:
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != state.model.dim:
-            raise InvalidArgumentError(
-                f"a query vector has {query.shape[1]} values; this index's model has "
-                f"{state.model.dim}",
-                value=query.shape[1],
-            )
-        return query
-
     # --- tagging -------------------------------------------------------------------------------
 
     def tagger(self) -> Tagger:
@@ -393,33 +289,6 @@ class SearchEngine:
             EmptyIndexError: the index holds no images yet.
         """
         return self.tagger().tags_of(os.path.abspath(Path(path).expanduser()))
-
-    def images_with_tag(
-        self,
-        label: str,
-        k: int = 10,
-        *,
-        tags: Sequence[str] = (),
-        not_tags: Sequence[str] = (),
-        where: PhotoFilter | None = None,
-    ) -> SearchResults:
-        """The ``k`` images tagged ``label`` (and every one of ``tags``, none of ``not_tags``,
-        meeting ``where``), by their score for ``label``, best first.
-
-        Raises:
-            InvalidArgumentError: ``k`` < 1.
-            EmptyIndexError: the index holds no images yet.
-        """
-        self._searchable_state(k)
-        return self._searcher.tagged(label, k, tags, not_tags, where)
-
-    def stored_vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
-        """path → stored vector, for those of ``paths`` that are indexed (read only: an index
-        without a model holds no vectors)."""
-        model = self._fresh_state().model
-        if model is None:
-            return {}
-        return self._catalog.vectors_by_path([os.path.abspath(p) for p in paths], model)
 
     # --- inspection ----------------------------------------------------------------------------
 

@@ -149,6 +149,11 @@ class ImageReadError(FileError):
         self.reason = reason
 
 
+class IndexedFileUnavailableError(FileError):
+    """An indexed file cannot be served as it is now: gone, changed since it was indexed, or
+    a symbolic link."""
+
+
 class InputError(SearchclipError):
     """A value passed in is wrong. ``value`` is that value, when there is one."""
 
@@ -159,6 +164,10 @@ class InputError(SearchclipError):
 
 class InvalidArgumentError(InputError, ValueError):
     """An argument is out of range, empty, or contradicts another one."""
+
+
+class ImageNotFoundError(InputError, LookupError):
+    """No image with that id is in the index (``value``: the id)."""
 
 
 class WholeFileSystemError(InvalidArgumentError):

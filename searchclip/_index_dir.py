@@ -14,6 +14,9 @@ from searchclip._errors import CatalogDamagedError, FileError, IndexBusyError, I
 
 CATALOG_FILE = "catalog.sqlite"
 LOCK_FILE = "write.lock"
+# Thumbnails made for the web page (searchclip._thumbnails): a cache of the index's own, never
+# a leftover; everything in it can be deleted and is made again when asked for.
+THUMBNAILS_DIR = "thumbnails"
 INDEX_ENV_VAR = "SEARCHCLIP_INDEX"
 DEFAULT_INDEX_DIR = Path("indexes") / "default"
 

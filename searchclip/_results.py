@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from searchclip._errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from searchclip._relevance import RelevanceCutoff
+
+SORT_ORDERS = ("score", "date", "-date", "path")
 
 
 @dataclass(frozen=True)
@@ -19,12 +28,26 @@ class PhotoMetadata:
     longitude: float | None = None  # decimal degrees, west negative
     format: str | None = None  # Pillow's name for the file format: "JPEG", "PNG", "WEBP", ...
 
+    @property
+    def taken_at_iso(self) -> str | None:
+        """The time taken in ISO 8601: with its UTC offset when the EXIF gave one, else the
+        wall-clock time as the camera showed it; a file time in UTC."""
+        if self.taken_at is None:
+            return None
+        if self.taken_at_source == "mtime":  # a real instant
+            return datetime.fromtimestamp(self.taken_at, UTC).isoformat(timespec="seconds")
+        offset = self.utc_offset_minutes
+        zone = UTC if offset is None else timezone(timedelta(minutes=offset))
+        moment = datetime.fromtimestamp(self.taken_at, zone).isoformat(timespec="seconds")
+        return moment if offset is not None else moment.removesuffix("+00:00")
+
 
 @dataclass(frozen=True)
 class SearchHit:
     """One search result: ``rank`` starts at 1, ``score`` is the cosine similarity; ``size``
     is the file's size in bytes, ``metadata`` what its EXIF and header said (None until the
-    index has read it: the next ``index`` run over its folder does, without re-encoding)."""
+    index has read it: the next ``index`` run over its folder does, without re-encoding);
+    ``id`` is the image's id in this index (what the HTTP API names it by)."""
 
     rank: int
     score: float
@@ -33,6 +56,7 @@ class SearchHit:
     height: int
     size: int = 0
     metadata: PhotoMetadata | None = None
+    id: int = 0
 
 
 class SearchResults(list[SearchHit]):
@@ -40,21 +64,60 @@ class SearchResults(list[SearchHit]):
     among them but no longer exist on disk, so were left out (the next ``index`` run over
     their folder, or ``check --repair``, removes them from the index)."""
 
-    def __init__(self, hits: list[SearchHit] = (), missing: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        hits: list[SearchHit] = (),
+        missing: tuple[str, ...] = (),
+        cutoff: RelevanceCutoff | None = None,
+    ) -> None:
         super().__init__(hits)
         self.missing = tuple(missing)
+        self.cutoff = cutoff  # how relevant=True chose its minimum score
 
-    def by_time_taken(self, *, newest_first: bool = False) -> SearchResults:
-        """The same hits in the order their photos were taken (each keeps its ``rank`` by
-        relevance); hits whose time is not known yet come last, by rank."""
-        sign = -1 if newest_first else 1
+    def sorted_by(self, order: str) -> SearchResults:
+        """The same hits in another ``order`` (each keeps its ``rank`` by relevance):
+        ``"score"`` (as they are), ``"date"`` (oldest taken first), ``"-date"`` (newest first)
+        or ``"path"``. Hits whose time is not known yet come last in both date orders; a tie
+        keeps rank order."""
+        if order == "score":
+            return self
+        if order == "path":
+            ordered = sorted(self, key=lambda hit: (hit.path, hit.rank))
+        elif order in ("date", "-date"):
+            sign = -1 if order == "-date" else 1
 
-        def order(hit: SearchHit) -> tuple:
-            taken = hit.metadata.taken_at if hit.metadata else None
-            return (taken is None, sign * (taken or 0), hit.rank)  # a tie keeps rank order
+            def when(hit: SearchHit) -> tuple:
+                taken = hit.metadata.taken_at if hit.metadata else None
+                return (taken is None, sign * (taken or 0), hit.rank)
 
-        ordered = sorted(self, key=order)
-        return SearchResults(ordered, self.missing)
+            ordered = sorted(self, key=when)
+        else:
+            raise InvalidArgumentError(
+                f"unknown order {order!r}: use one of {', '.join(SORT_ORDERS)}", value=order
+            )
+        return SearchResults(ordered, self.missing, self.cutoff)
+
+
+@dataclass(frozen=True)
+class IndexedImage:
+    """One image of the index by its ``id``: where it is, its size, photo metadata and tags."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    size: int
+    metadata: PhotoMetadata | None
+    tags: tuple[Tag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A thumbnail file of an indexed image: where it is, its ETag and its media type."""
+
+    path: str
+    etag: str
+    media_type: str
 
 
 @dataclass(frozen=True)

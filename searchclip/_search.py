@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from searchclip import _relevance as relevance
+from searchclip._query_scoring import EncodedQuery, penalised_scores
 from searchclip._results import SearchHit, SearchResults
+
+SAMPLE_SIZE = 4096  # enough for a mean and a spread to two digits
 
 if TYPE_CHECKING:
     from searchclip._catalog import Catalog, FileRecord, IndexState
     from searchclip._filters import PhotoFilter
+    from searchclip._relevance import RelevanceCutoff
     from searchclip._tagging import Tagger
     from searchclip._vector_index import VectorIndex
     from searchclip._vector_store import VectorStore
@@ -33,33 +38,88 @@ class Searcher:
         self._catalog = catalog
         self._vectors = vectors
         self._tagger = tagger
+        self._cached_sample: tuple[int, np.ndarray] | None = None  # (generation, vectors)
+        self._background_separation: tuple[tuple[int, int], float] | None = None
 
     def nearest(
         self,
         state: IndexState,
-        query: np.ndarray,
-        k: int,
+        query: EncodedQuery,
+        k: int | None,
         tags: Sequence[str],
         not_tags: Sequence[str],
         *,
-        far: bool,
         where: PhotoFilter | None = None,
+        min_score: float | None = None,
+        background: Callable[[], np.ndarray] | None = None,
     ) -> SearchResults:
-        """The ``k`` images nearest to ``query`` (a (1, dim) float32 row) that pass the tag
-        filter and still exist on disk. ``far``: the query lies apart from every image vector
-        (a text vector)."""
+        """The ``k`` images (``None``: every one) scoring highest for ``query`` (at least
+        ``min_score`` if given) that pass the filters and still exist on disk. With
+        ``background`` (the vectors of the background captions, made on demand) the minimum
+        score is the relevance cut-off of :mod:`searchclip._relevance`.
+
+        Candidates come from the index by their positive score, in growing batches. A negative
+        term's penalty only lowers a score, so once the k-th result scores at least the lowest
+        candidate fetched (or every candidate left scores below ``min_score``), no image not yet
+        fetched can enter the results: the penalised ranking is exact, not re-ranked top-N."""
         index = self._vectors.current(state)
         allowed = self._allowed_ids(index, tags, not_tags, where)
-        if allowed is not None and not len(allowed):
+        available = index.ntotal if allowed is None else len(allowed)
+        if not available:
             return SearchResults()
-        fetch = k
-        while True:  # ask for more while files that are gone take places in the top k
-            scores, ids = index.search(query, fetch, allowed=allowed, far=far)
-            results = self.hits(ids[0], scores[0], k)
-            exhausted = ids.shape[1] < fetch or bool((ids[0] < 0).any())
-            if len(results) == k or exhausted:
+        wanted = available if k is None else k
+        cut = None
+        if background is not None:
+            cut = self._relevance(state, index, query, background)
+            if not cut.stands_out:
+                return SearchResults(cutoff=cut)
+            min_score = cut.min_score
+        sample = self._sample(state, index) if query.negatives else None
+        fetch = min(available, 256 if k is None else (4 * k + 64 if query.negatives else k))
+        while True:  # ask for more while the results are not yet certain (see above)
+            scores, ids = index.search(query.positive[None], fetch, allowed=allowed, far=query.far)
+            scores, ids = scores[0], ids[0]
+            exhausted = len(ids) < fetch or bool((ids < 0).any()) or fetch >= available
+            scores, ids = scores[ids >= 0], ids[ids >= 0]
+            lowest = float(scores[-1]) if len(scores) else -np.inf
+            if sample is not None:
+                candidates = self._catalog.vectors_by_id(ids, state.model)
+                scores = penalised_scores(scores, candidates, query, sample)
+                order = np.lexsort((ids, -scores))  # ties: the smaller id first
+                scores, ids = scores[order], ids[order]
+            if min_score is not None:
+                scores, ids = scores[scores >= min_score], ids[scores >= min_score]
+            results = self.hits(ids, scores, wanted, cutoff=cut)
+            certain = len(results) == wanted and (sample is None or results[-1].score >= lowest)
+            if exhausted or certain or (min_score is not None and lowest < min_score):
                 return results
-            fetch *= 4
+            fetch = min(available, fetch * 4)
+
+    def _relevance(
+        self,
+        state: IndexState,
+        index: VectorIndex,
+        query: EncodedQuery,
+        background: Callable[[], np.ndarray],
+    ) -> RelevanceCutoff:
+        sample = self._sample(state, index)
+        fitted = self._background_separation
+        if fitted is None or fitted[0] != (state.model.id, state.generation):
+            separation = relevance.fit_background(sample, background())
+            fitted = self._background_separation = ((state.model.id, state.generation), separation)
+        return relevance.cutoff(sample @ query.positive, fitted[1])
+
+    def _sample(self, state: IndexState, index: VectorIndex) -> np.ndarray:
+        """Up to ``SAMPLE_SIZE`` of the index's vectors, the same ones until its vectors change:
+        what a term's mean and spread over the collection are measured on."""
+        cached = self._cached_sample
+        if cached is None or cached[0] != state.generation:
+            ids = index.ids()
+            if len(ids) > SAMPLE_SIZE:
+                ids = np.random.default_rng(0).choice(ids, SAMPLE_SIZE, replace=False)
+            vectors = self._catalog.vectors_by_id(np.sort(ids), state.model)
+            cached = self._cached_sample = (state.generation, vectors)
+        return cached[1]
 
     def tagged(
         self,
@@ -92,25 +152,32 @@ class Searcher:
         not_tags: Sequence[str],
         where: PhotoFilter | None,
     ) -> np.ndarray | None:
-        """The ids the tag and metadata filters keep, by numpy set operations on the ids."""
+        """The ids the tag and metadata filters keep, sorted, by numpy set operations."""
         if not tags and not not_tags and where is None:
             return None
-        tagger = self._tagger()
-
-        def ids_with(label: str) -> np.ndarray:
-            found = tagger.files_with(label)
-            return np.fromiter(found, dtype=np.int64, count=len(found))
-
-        allowed = index.ids() if not tags else ids_with(tags[0])
+        # Start from the metadata filter's ids when there is one (sorted by the catalog): an
+        # id the vector file lacks is simply never found, and intersecting with the index's
+        # own ids would sort a million of them on every query (docs/benchmarks.md).
+        keep = list(tags)
         if where is not None:
-            allowed = np.intersect1d(allowed, self._catalog.ids_matching(where), assume_unique=True)
-        for label in tags[1:]:
-            allowed = np.intersect1d(allowed, ids_with(label), assume_unique=True)
+            allowed = self._catalog.ids_matching(where)
+        elif keep:
+            allowed = np.sort(self._ids_tagged(keep.pop(0)))
+        else:
+            allowed = np.sort(index.ids())
+        for label in keep:
+            allowed = allowed[np.isin(allowed, self._ids_tagged(label), kind="table")]
         for label in not_tags:
-            allowed = np.setdiff1d(allowed, ids_with(label), assume_unique=True)
+            allowed = allowed[~np.isin(allowed, self._ids_tagged(label), kind="table")]
         return allowed
 
-    def hits(self, ids: Sequence[int], scores: Sequence[float], k: int) -> SearchResults:
+    def _ids_tagged(self, label: str) -> np.ndarray:
+        found = self._tagger().files_with(label)
+        return np.fromiter(found, dtype=np.int64, count=len(found))
+
+    def hits(
+        self, ids: Sequence[int], scores: Sequence[float], k: int, cutoff=None
+    ) -> SearchResults:
         """The first ``k`` hits of ``ids`` (best first) whose file is still on disk; the files
         that are gone are named in ``missing``. Ids whose file left the catalog since the
         vector file was read are skipped. Candidates are looked up in slices of what is still
@@ -133,8 +200,15 @@ class Searcher:
             start = end
         hits = [
             SearchHit(
-                rank, score, record.path, record.width, record.height, record.size, record.metadata
+                rank,
+                score,
+                record.path,
+                record.width,
+                record.height,
+                record.size,
+                record.metadata,
+                record.id,
             )
             for rank, (score, record) in enumerate(kept, start=1)
         ]
-        return SearchResults(hits, tuple(missing))
+        return SearchResults(hits, tuple(missing), cutoff)

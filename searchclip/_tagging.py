@@ -166,7 +166,11 @@ class Tagger:
         record = self._catalog.file_by_path(path)
         if record is None:
             raise InvalidArgumentError(f"{path} is not in this index", value=path)
-        return [Tag(t.label, t.score, t.vocabulary) for t in self._catalog.tags.tags_of(record.id)]
+        return self.tags_by_id(record.id)
+
+    def tags_by_id(self, file_id: int) -> list[Tag]:
+        """The stored tags of the file ``file_id``, best score first."""
+        return [Tag(t.label, t.score, t.vocabulary) for t in self._catalog.tags.tags_of(file_id)]
 
     def files_with(self, label: str) -> dict[int, float]:
         """file id → score for files tagged ``label``; an unknown label is an error."""

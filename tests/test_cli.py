@@ -233,10 +233,13 @@ def test_missing_query_image(built, tmp_path):
     assert str(missing) in line
 
 
-def test_query_needs_exactly_one_of_text_and_image(built, photos):
+def test_query_combines_text_and_image_and_needs_one_of_them(built, photos):
     probe = photos / "img000.png"
-    fails("query", "a photo", "--image", probe, "--index", built, match="not both")
-    fails("query", "--index", built, match="exactly one")
+    both = CliRunner().invoke(
+        app, ["query", "a photo", "--image", str(probe), "--index", str(built)]
+    )
+    assert both.exit_code == 0, both.stderr
+    fails("query", "--index", built, match="give a query TEXT, --like PATH or --tag LABEL")
 
 
 def test_json_and_paths_exclude_each_other(built):

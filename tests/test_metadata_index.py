@@ -187,14 +187,20 @@ def test_query_filters_from_the_command_line(library):
     index_dir, named = library
     runner = CliRunner()
     args = ["query", "a photo", "--index", str(index_dir), "--paths"]
-    june = runner.invoke(app, [*args, "--from", "2023-06", "--until", "2023-06"])
+    june = runner.invoke(app, [*args, "--after", "2023-06", "--before", "2023-07"])
     assert set(june.stdout.split()) == {str(named["june"]), str(named["july"])}
-    year = runner.invoke(app, [*args, "--from", "2024", "--no-gps", "--format", "jpeg"])
+    year = runner.invoke(app, [*args, "--after", "2024", "--no-gps", "--format", "jpg"])
     assert year.stdout.split() == [str(named["pixel"])]
-    bad = runner.invoke(app, [*args, "--from", "2023-13"])
-    assert bad.exit_code == 1 and "--from takes a date such as 2023" in bad.stderr
-    empty = runner.invoke(app, [*args, "--from", "2024", "--until", "2023"])
+    bad = runner.invoke(app, [*args, "--after", "2023-13"])
+    assert bad.exit_code == 1 and "--after takes a date such as 2023" in bad.stderr
+    empty = runner.invoke(app, [*args, "--after", "2024", "--before", "2023"])
     assert empty.exit_code == 1 and "the time range is empty" in empty.stderr
+    unknown = runner.invoke(app, [*args, "--format", "bogus"])
+    assert unknown.exit_code == 1 and "unknown image format 'bogus'" in unknown.stderr
+    alone = runner.invoke(app, [*args, "--near", "48.85,2.29"])
+    assert alone.exit_code == 1 and "--near needs --within KM" in alone.stderr
+    place = runner.invoke(app, [*args, "--near", "north", "--within", "3"])
+    assert place.exit_code == 1 and "--near takes LAT,LON in degrees" in place.stderr
 
 
 def test_an_empty_time_range_is_refused():
@@ -204,21 +210,26 @@ def test_an_empty_time_range_is_refused():
         PhotoFilter(min_width=0)
 
 
-def test_results_sorted_by_time_taken(library):
+def test_results_sorted_by_time_taken_or_path(library):
     index_dir, named = library
     with SearchEngine(index_dir, create=False) as engine:
         hits = engine.search("a photo", k=5)
-    oldest = hits.by_time_taken()
+    oldest = hits.sorted_by("date")
     assert [Path(hit.path).name for hit in oldest][2:] == ["a.jpg", "b.jpg", "c.jpg"]
     assert {Path(hit.path).name for hit in oldest[:2]} == {"png1.png", "png2.png"}  # same mtime
     assert oldest[0].rank < oldest[1].rank  # a tie keeps the relevance order
-    newest = hits.by_time_taken(newest_first=True)
+    newest = hits.sorted_by("-date")
     assert [Path(hit.path).name for hit in newest][:3] == ["c.jpg", "b.jpg", "a.jpg"]
     assert sorted(hit.rank for hit in newest) == [1, 2, 3, 4, 5]
     assert newest[3].rank < newest[4].rank  # the tie, newest first too, in rank order
 
-    args = ["query", "a photo", "--index", str(index_dir), "--paths", "--sort", "newest"]
+    assert [hit.path for hit in hits.sorted_by("path")] == sorted(hit.path for hit in hits)
+    assert hits.sorted_by("score") == hits
+    with pytest.raises(InvalidArgumentError, match="unknown order 'size'"):
+        hits.sorted_by("size")
+
+    args = ["query", "a photo", "--index", str(index_dir), "--paths", "--sort", "-date"]
     result = CliRunner().invoke(app, args)
     assert result.stdout.split()[:3] == [str(named[n]) for n in ("pixel", "july", "june")]
-    bad = CliRunner().invoke(app, [*args[:-1], "date"])
-    assert bad.exit_code == 1 and "--sort is relevance, oldest or newest" in bad.stderr
+    bad = CliRunner().invoke(app, [*args[:-1], "newest"])
+    assert bad.exit_code == 1 and "--sort is one of score, date, -date, path" in bad.stderr
