@@ -34,18 +34,20 @@ def photo_filter(
     has_gps: bool | None = None,
     near: str | None = None,
     within_km: float | None = None,
+    flag: str = "--",
 ) -> PhotoFilter | None:
-    """The metadata filter the options ask for; None when they ask for none."""
+    """The metadata filter the options ask for; None when they ask for none. Messages name
+    each option as ``flag`` + its name: ``--after`` on the command line, ``after`` in a URL."""
     if within_km is not None and near is None:
-        raise InvalidArgumentError("--within needs --near LAT,LON to measure from")
+        raise InvalidArgumentError(f"{flag}within needs {flag}near LAT,LON to measure from")
     if near is not None and within_km is None:
-        raise InvalidArgumentError("--near needs --within KM: how far from that point")
+        raise InvalidArgumentError(f"{flag}near needs {flag}within KM: how far from that point")
     asked = (after, before, path_glob, camera, lens, min_width, min_height, orientation, near)
     if not folders and not formats and has_gps is None and all(v is None for v in asked):
         return None
     return PhotoFilter(
-        taken_from=period_start(after, "--after") if after else None,
-        taken_until=period_start(before, "--before") if before else None,
+        taken_from=period_start(after, f"{flag}after") if after else None,
+        taken_until=period_start(before, f"{flag}before") if before else None,
         folders=tuple(folders),
         path_glob=path_glob,
         camera=camera,
@@ -55,7 +57,7 @@ def photo_filter(
         min_height=min_height,
         orientation=orientation.lower() if orientation else None,
         has_location=has_gps,
-        near=_point(near) if near is not None else None,
+        near=_point(near, f"{flag}near") if near is not None else None,
         within_km=within_km,
     )
 
@@ -92,12 +94,12 @@ def format_name(name: str) -> str:
     )
 
 
-def _point(text: str) -> tuple[float, float]:
+def _point(text: str, option: str) -> tuple[float, float]:
     parts = text.replace(" ", "").split(",")
     try:
         latitude, longitude = (float(part) for part in parts)
     except ValueError:
         raise InvalidArgumentError(
-            f"--near takes LAT,LON in degrees, such as 48.8584,2.2945; got {text!r}", value=text
+            f"{option} takes LAT,LON in degrees, such as 48.8584,2.2945; got {text!r}", value=text
         ) from None
     return latitude, longitude

@@ -33,7 +33,8 @@ def test_every_exported_name_says_it_is_searchclips():
 
 
 def test_implementation_modules_are_private():
-    public_modules = {"training", "models", "vocabularies"}  # a command and two data folders
+    # a command, two data folders, and the HTTP server (`searchclip.server.create_app`)
+    public_modules = {"training", "models", "vocabularies", "server"}
     names = {module.name for module in pkgutil.iter_modules(searchclip.__path__)}
     assert {name for name in names if not name.startswith("_")} <= public_modules
 

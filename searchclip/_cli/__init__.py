@@ -14,7 +14,7 @@ import warnings
 
 import typer
 
-from searchclip._cli import _check, _eval, _index, _info, _query, _tags
+from searchclip._cli import _check, _eval, _index, _info, _query, _serve, _tags
 from searchclip._cli._common import DEBUG_ENV_VAR, ErrorHandlingGroup
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ app.command()(_tags.tags)
 app.command()(_info.info)
 app.command()(_check.check)
 app.command()(_index.demo)
+app.command()(_serve.serve)
 app.command()(_eval.calibrate)
 
 eval_app = typer.Typer(

@@ -50,6 +50,13 @@ def index(
     force: Annotated[
         bool, typer.Option("--force", help="Index PATH even when it is the whole file system (/).")
     ] = False,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--thumbnails",
+            help="Also make the thumbnails `searchclip serve` shows (else on first view).",
+        ),
+    ] = False,
 ) -> None:
     """Add the images under PATH to the index, or bring it up to date (incremental).
 
@@ -62,6 +69,7 @@ def index(
         ProgressBar("indexing") as bar,
     ):
         report = engine.index(path, workers=workers, on_progress=bar.update, force=force)
+        made = engine.make_thumbnails(workers=workers or 2) if thumbnails else None
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)
     typer.echo(index_summary(report, path))
@@ -72,6 +80,11 @@ def index(
             f"  ... and {report.failed - FAILURES_SHOWN} more (see `searchclip info --failures`)",
             err=True,
         )
+    if made is not None:
+        typer.echo(
+            f"thumbnails: {made.made} made, {made.existing} already there, {made.failed} failed"
+        )
+        echo_names((f"  no thumbnail for {path}: {why}" for path, why in made.failures), err=True)
 
 
 def demo(
