@@ -5,9 +5,11 @@ An index is one directory: ``catalog.sqlite`` (the source of truth), ``vectors-<
 and the ONNX exports of its model (see :mod:`searchclip._encoder_session`).
 
 Threads: one SearchEngine may be shared by threads for searching (``search``, ``search_image``,
-``search_vector``, ``images_with_tag``, ``tags``, ``info``), also while one of them runs
-``index`` or ``tag``. Writers are one per index: a second ``index`` or ``tag`` run, from any
-thread or process, raises IndexBusyError while one is going.
+``search_vector``, ``search_similar``, ``images_with_tag``, ``image``, ``image_file``,
+``thumbnail``, ``tags``, ``info``), also while one of them runs ``index`` or ``tag``. Writers
+are one per index: a second ``index`` or ``tag`` run, from any thread or process, raises
+IndexBusyError while one is going. Thumbnails are the exception that writes: each is made once,
+atomically, into the index directory's ``thumbnails/``.
 """
 
 from __future__ import annotations

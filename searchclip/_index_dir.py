@@ -149,6 +149,26 @@ class IndexDirectory:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def writer_active(index_dir: Path) -> bool:
+    """Whether an index or tag run holds the index's write lock now (in any process). Read
+    only: a shared lock is tried and let go, and a missing lock file means no writer."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        handle = open(index_dir / LOCK_FILE, "rb")  # noqa: SIM115 (closed just below)
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def _replace_content(handle, text: str) -> None:
     handle.seek(0)
     handle.truncate()

@@ -144,18 +144,24 @@ class Query:
     ) -> Query:
         """The query the CLI's words ask for; each may carry an inline weight (``"2:sunset"``),
         which ``not_texts`` and ``not_like`` turn negative."""
-        terms = []
-        if text is not None:
-            weight, words = split_weight(text)
-            terms.append(Term(text=words, weight=weight))
-        for words in not_texts:
-            weight, words = split_weight(words)
-            terms.append(Term(text=words, weight=-abs(weight)))
+        terms = text_terms(text, not_texts)
         for sign, paths in ((1, like), (-1, not_like)):
             for path in paths:
                 weight, image = _image_weight(path)
                 terms.append(Term(image=image, weight=sign * abs(weight)))
         return cls(tuple(terms))
+
+
+def text_terms(text: str | None, not_texts: Iterable[str] = ()) -> list[Term]:
+    """The terms of a query text and of texts to push down, each with its inline weight."""
+    terms = []
+    if text is not None:
+        weight, words = split_weight(text)
+        terms.append(Term(text=words, weight=weight))
+    for words in not_texts:
+        weight, words = split_weight(words)
+        terms.append(Term(text=words, weight=-abs(weight)))
+    return terms
 
 
 def check_cap(k: int | None, min_score: float | None, relevant: bool = False) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from searchclip._catalog import Catalog
+from searchclip._index_dir import writer_active
 
 if TYPE_CHECKING:
     from searchclip._catalog import IndexState
@@ -91,6 +92,8 @@ class VectorStore:
         cached = self._cached  # one read of the pair: never half-set
         if cached is not None and cached[1] >= state.generation:
             return cached[0]
+        if cached is not None and self._run_in_progress(state):
+            return cached[0]
         with self._lock:
             cached = self._cached  # another thread may have loaded it meanwhile
             if cached is not None and cached[1] >= state.generation:
@@ -100,6 +103,14 @@ class VectorStore:
                 index = self._built(state)
             self._cached = (index, state.generation)
             return index
+
+    def _run_in_progress(self, state: IndexState) -> bool:
+        """An index run is committing batch by batch, each a new generation with no file: its
+        file comes when it ends. Until then a reader keeps the index it has rather than build
+        one from the catalog per batch (seconds at 100k images, while every query waits):
+        the run's new images show once it ends; its removed ones are dropped from results by
+        the catalog lookup as always."""
+        return not self.file(state.generation).exists() and writer_active(self._dir)
 
     # --- the write path: the index run, under the index's write lock --------------------------
 

@@ -248,3 +248,36 @@ def _png(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_the_server_answers_while_another_process_indexes(tmp_path, fake_model):
+    """Live index: searches keep answering during an index run in another process, and the
+    new images are served afterwards without a restart."""
+    import subprocess
+    import sys
+
+    photo_folder(tmp_path / "photos", 6)
+    photo_folder(tmp_path / "more", 40, start_seed=100)
+    with SearchEngine(tmp_path / "index", model=fake_model) as engine:
+        engine.index(tmp_path / "photos")
+        client = TestClient(create_app(engine))
+        assert client.get("/api/info").json()["files"] == 6
+        command = [sys.executable, "-m", "searchclip", "index", str(tmp_path / "more")]
+        indexer = subprocess.Popen(
+            [*command, "--index", str(tmp_path / "index"), "--batch-size", "4"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        answered = 0
+        while indexer.poll() is None:
+            response = client.get("/api/search", params={"q": "a photo", "limit": 50})
+            assert response.status_code == 200, response.text
+            answered += 1
+        output, _ = indexer.communicate()
+        assert indexer.returncode == 0, output
+        assert answered >= 1
+        hits = client.get("/api/search", params={"q": "a photo", "limit": 100}).json()["hits"]
+        assert client.get("/api/info").json()["files"] == 46 and len(hits) == 46
+        new = next(h for h in hits if "/more/" in h["path"])
+        assert client.get(new["thumbnail"]).status_code == 200
+        assert client.get(new["file"]).content == Path(new["path"]).read_bytes()

@@ -276,3 +276,31 @@ def test_a_run_that_changes_nothing_writes_the_file_a_search_found_bad(tmp_path)
     changes = reader.begin_changes(catalog.state())
     reader.apply(changes, catalog.state())  # the run changed no vector
     assert load_index(tmp_path / "vectors-3.faiss", 8).ntotal == 6
+
+
+def test_a_reader_keeps_its_index_while_a_run_commits_batches(tmp_path, fake_model, rebuilds):
+    """During an index run each batch is a new generation without a file; a reader that has
+    an index keeps it instead of building one from the catalog per batch, and takes the run's
+    file once the run ends (the lock released)."""
+    from searchclip._encoder_session import IndexImageEncoding
+    from searchclip._ingest import IngestListeners, IngestOptions, index_path
+
+    photo_folder(tmp_path / "photos", 6)
+    photo_folder(tmp_path / "more", 6, start_seed=50)
+    with SearchEngine(tmp_path / "index", model=fake_model) as reader:
+        reader.index(tmp_path / "photos")
+        assert len(reader.search("a photo", 20)) == 6
+        rebuilds.clear()
+        with SearchEngine(tmp_path / "index", create=False) as writer:
+            with writer._directory.write_lock():  # the run's batches, committed one by one
+                model = writer._catalog.state().model
+                encoding = IndexImageEncoding(writer._encoders, writer._precision, model)
+                options = IngestOptions.checked(2, None, None)
+                index_path(
+                    tmp_path / "more", writer._catalog, model, encoding, options, IngestListeners()
+                )
+                during = reader.search("a photo", 20)
+                assert len(during) == 6 and rebuilds == []  # the run's images come at its end
+            writer._vectors.refresh(writer._catalog.state())  # its file, as a run ends
+        assert rebuilds == [12]  # the writer's; the reader loads the file it wrote
+        assert len(reader.search("a photo", 20)) == 12 and rebuilds == [12]

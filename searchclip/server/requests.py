@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from searchclip import _images as images
 from searchclip._errors import ImageReadError, InvalidArgumentError
 from searchclip._filter_words import photo_filter
-from searchclip._query import Query, Term, split_weight
+from searchclip._query import Query, Term, text_terms
 from searchclip.server.errors import UploadTooLargeError, validation_line
 
 if TYPE_CHECKING:
@@ -112,13 +112,8 @@ class SearchRequest(BaseModel):
         return found.sorted_by(self.sort)
 
     def _terms(self, image: Image.Image | None) -> list[Term]:
-        terms = []
-        if self.q is not None and self.q.strip():
-            weight, text = split_weight(self.q)
-            terms.append(Term(text=text, weight=weight))
-        for words in self.not_:
-            weight, text = split_weight(words)
-            terms.append(Term(text=text, weight=-abs(weight)))
+        words = self.q if self.q and self.q.strip() else None  # an empty box asks nothing
+        terms = text_terms(words, self.not_)
         terms += [Term(image_id=image_id) for image_id in self.like]
         terms += [Term(image_id=image_id, weight=-1) for image_id in self.not_like]
         if image is not None:
