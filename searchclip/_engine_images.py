@@ -49,6 +49,9 @@ class ImageMethods:
             ImageNotFoundError: no image of the index has that id.
             IndexedFileUnavailableError: the file is gone, or changed since it was indexed.
         """
+        return self._unchanged_record(image_id).path
+
+    def _unchanged_record(self, image_id: int) -> FileRecord:
         record = self._record(image_id)
         try:
             found = os.stat(record.path)
@@ -66,7 +69,7 @@ class ImageMethods:
                 "folder again",
                 path=record.path,
             )
-        return record.path
+        return record
 
     def thumbnail(self, image_id: int) -> Thumbnail:
         """A small upright copy of the indexed image ``image_id`` (long side 320 px), made on
@@ -76,8 +79,7 @@ class ImageMethods:
             ImageNotFoundError, IndexedFileUnavailableError: as :meth:`image_file`.
             ImageReadError: the file cannot be decoded.
         """
-        self.image_file(image_id)
-        record = self._record(image_id)
+        record = self._unchanged_record(image_id)
         cache = self._thumbnails()
         try:
             path = cache.get(record)

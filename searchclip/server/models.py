@@ -34,12 +34,10 @@ class TagOut(BaseModel):
     vocabulary: str
 
 
-class Hit(BaseModel):
-    """One result; ``thumbnail`` and ``file`` are the URLs to fetch the image from."""
+class ImageOut(BaseModel):
+    """An indexed image; ``thumbnail`` and ``file`` are the URLs to fetch it from."""
 
     id: int
-    rank: int
-    score: float
     path: str
     name: str
     width: int
@@ -48,6 +46,13 @@ class Hit(BaseModel):
     metadata: Metadata | None = None
     thumbnail: str
     file: str
+
+
+class Hit(ImageOut):
+    """One result: an image with its rank and score."""
+
+    rank: int
+    score: float
 
 
 class Cutoff(BaseModel):
@@ -70,17 +75,10 @@ class SearchResponse(BaseModel):
     cutoff: Cutoff | None = None
 
 
-class ImageDetails(BaseModel):
-    id: int
-    path: str
-    name: str
-    width: int
-    height: int
-    size: int
-    metadata: Metadata | None = None
+class ImageDetails(ImageOut):
+    """An image with its stored tags."""
+
     tags: list[TagOut]
-    thumbnail: str
-    file: str
 
 
 class Vocabulary(BaseModel):
@@ -127,20 +125,22 @@ def metadata_out(meta: PhotoMetadata | None) -> Metadata | None:
     )
 
 
+def _image_fields(image: SearchHit | IndexedImage, prefix: str) -> dict:
+    return {
+        "id": image.id,
+        "path": image.path,
+        "name": image.path.rsplit("/", 1)[-1],
+        "width": image.width,
+        "height": image.height,
+        "size": image.size,
+        "metadata": metadata_out(image.metadata),
+        "thumbnail": f"{prefix}/api/images/{image.id}/thumbnail",
+        "file": f"{prefix}/api/images/{image.id}/file",
+    }
+
+
 def hit_out(hit: SearchHit, prefix: str) -> Hit:
-    return Hit(
-        id=hit.id,
-        rank=hit.rank,
-        score=round(hit.score, 6),
-        path=hit.path,
-        name=hit.path.rsplit("/", 1)[-1],
-        width=hit.width,
-        height=hit.height,
-        size=hit.size,
-        metadata=metadata_out(hit.metadata),
-        thumbnail=f"{prefix}/api/images/{hit.id}/thumbnail",
-        file=f"{prefix}/api/images/{hit.id}/file",
-    )
+    return Hit(rank=hit.rank, score=round(hit.score, 6), **_image_fields(hit, prefix))
 
 
 def page_out(results: SearchResults, offset: int, limit: int, prefix: str) -> SearchResponse:
@@ -165,18 +165,7 @@ def page_out(results: SearchResults, offset: int, limit: int, prefix: str) -> Se
 
 
 def image_out(image: IndexedImage, prefix: str) -> ImageDetails:
-    return ImageDetails(
-        id=image.id,
-        path=image.path,
-        name=image.path.rsplit("/", 1)[-1],
-        width=image.width,
-        height=image.height,
-        size=image.size,
-        metadata=metadata_out(image.metadata),
-        tags=[
-            TagOut(label=t.label, score=round(t.score, 6), vocabulary=t.vocabulary)
-            for t in image.tags
-        ],
-        thumbnail=f"{prefix}/api/images/{image.id}/thumbnail",
-        file=f"{prefix}/api/images/{image.id}/file",
-    )
+    tags = [
+        TagOut(label=t.label, score=round(t.score, 6), vocabulary=t.vocabulary) for t in image.tags
+    ]
+    return ImageDetails(tags=tags, **_image_fields(image, prefix))
