@@ -200,7 +200,7 @@ def time_searches(catalog: Catalog, kept: dict[str, np.ndarray], images: int, ar
     print(f"np.intersect1d(index.ids(), ids of 'five years'): {each:.0f} ms a call")
 
 
-def _probe_before(index, queries: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
+def _probe_before(index, ranked: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
     """The lists a filtered search scanned before issue 14: as many allowed vectors met as
     an unfiltered search meets vectors, assuming them spread evenly."""
     return math.ceil(nprobe * index.ntotal / max(len(allowed), 1))
@@ -227,7 +227,8 @@ def _searches(catalog, index, where, allowed, queries, truth) -> dict[str, float
         times["total"].append(end - start)
         times["now"].append(end - middle)
         hits["now"].append(len(set(found.tolist()) & set(best.tolist())) / 10)
-        lists["now"].append(min(index.nlist, now_probe(index, query[None], ids, base)))
+        ranked = index._ranked_lists(query[None])[1]
+        lists["now"].append(min(index.nlist, now_probe(index, ranked, ids, base)))
         ivf.IVFIndex._filtered_probe = _probe_before
         try:
             start = time.perf_counter()

@@ -83,7 +83,12 @@ class FilterColumns:
         if snapshot is None or snapshot.generation != generation or wanted - snapshot.groups.keys():
             snapshot = self._refreshed(wanted)
         keep = matching_rows(where, snapshot.groups, len(snapshot.ids))
-        return np.compress(keep, snapshot.ids)  # ids[keep] is slower on a scattered mask
+        ids = snapshot.ids
+        if len(ids) and ids[-1] - ids[0] + 1 == len(ids):  # no gaps: row i holds ids[0] + i
+            rows = np.flatnonzero(keep)
+            rows += ids[0]
+            return rows
+        return np.compress(keep, ids)  # ids[keep] is slower on a scattered mask
 
     def _refreshed(self, wanted: set[str]) -> _Snapshot:
         with self._lock, self._engine.connect() as connection:

@@ -32,11 +32,12 @@ TRAIN_PER_LIST = 40  # k-means sample (FAISS asks for at least 39 points a centr
 SCAN_SHARE = 1 / 32  # of the lists, for an image query
 FAR_WIDENING = 4  # text queries, far from every image vector, scan 4x as many lists (1/8)
 MIN_PROBE = 8
-# A filter keeping a share s of the vectors meets as many allowed vectors as (1/s) ** 0.5 times
-# as many lists would hold, were they spread evenly (see IVFIndex._filtered_probe; recall and
-# times against 1, the rule until issue 14: docs/benchmarks.md, section "Photo metadata
+# A filter keeping a share s of the vectors meets as many allowed vectors as (1/s) ** 0.35 times
+# as many lists would hold, were they spread evenly (see IVFIndex._filtered_probe): the least
+# exponent of a sweep (0.5, 0.35, 0.25, 0.15) whose recall stayed at an unfiltered search's
+# for filters from 1 % to 50 %, even and crowded (docs/benchmarks.md, section "Photo metadata
 # filters at a million images").
-FILTER_WIDENING = 0.5
+FILTER_WIDENING = 0.35
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
 # The header's count: vectors the centroids were trained on.
@@ -63,6 +64,7 @@ class IVFIndex(VectorIndex):
         self._trained_on = 0
         self._ids: np.ndarray | None = None  # all ids, gathered on demand
         self._lists: np.ndarray | None = None  # id -> its list's number, built on demand
+        self._centroids: np.ndarray | None = None  # (nlist, dim), copied on demand
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> IVFIndex:
@@ -130,21 +132,70 @@ class IVFIndex(VectorIndex):
         faiss = import_faiss()
         nlist = self.nlist
         nprobe = max(MIN_PROBE, math.ceil(nlist * self.scan_share * (FAR_WIDENING if far else 1)))
-        selector = _bitmap = None
         if allowed is not None:
-            nprobe = self._filtered_probe(queries, allowed, nprobe)
-            selector, _bitmap = _selector(allowed, self.ntotal)  # must outlive the search
-        nprobe = min(nprobe, nlist)
-        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+            return self._filtered_search(queries, k, allowed, nprobe)
+        params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
         scores, ids = self._index.search(queries, k, params=params)
-        if (ids < 0).any() and nprobe < nlist:  # the scanned lists held fewer than k: all of them
-            params = faiss.SearchParametersIVF(nprobe=nlist, sel=selector)
+        if (ids < 0).any() and params.nprobe < nlist:  # the lists held fewer than k: all
+            params = faiss.SearchParametersIVF(nprobe=nlist)
             scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 
-    def _filtered_probe(self, queries: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
+    def _filtered_search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, nprobe: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A search of the ids in ``allowed``, where an unfiltered one scans ``nprobe`` lists.
+        Every list is ranked once per query, for counting the allowed vectors ahead (see
+        :meth:`_filtered_probe`) and for the search itself, which then skips FAISS's own
+        ranking of the lists (``search_preassigned``)."""
+        closeness, ranked = self._ranked_lists(queries)
+        nprobe = min(self._filtered_probe(ranked, allowed, nprobe), self.nlist)
+        selector, _bitmap = _selector(allowed, self.ntotal)  # must outlive the search
+        scores, ids = self._preassigned(queries, k, ranked[:, :nprobe], closeness, selector)
+        if (ids < 0).any() and nprobe < self.nlist:  # too few allowed in those lists: all
+            scores, ids = self._preassigned(queries, k, ranked, closeness, selector)
+        return scores, ids
+
+    def _ranked_lists(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, every list's centroid score and the lists by it, best first."""
+        if self._centroids is None:
+            faiss = import_faiss()
+            quantizer = faiss.downcast_index(self._index.quantizer)
+            flat = faiss.rev_swig_ptr(quantizer.get_xb(), self.nlist * self.dim)
+            self._centroids = flat.reshape(self.nlist, self.dim).copy()
+        scores = queries @ self._centroids.T
+        ranked = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(scores, ranked, axis=1), ranked
+
+    def _preassigned(
+        self, queries: np.ndarray, k: int, lists: np.ndarray, closeness: np.ndarray, selector
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's search of ``lists`` (per query, best first) through ``selector``. The
+        Python wrapper of ``search_preassigned`` refuses search parameters (the selector), so
+        this calls the C++ method; ``closeness`` holds the lists' scores (at least as many)."""
+        faiss = import_faiss()
+        count, probe = lists.shape
+        lists = np.ascontiguousarray(lists, dtype=np.int64)
+        closeness = np.ascontiguousarray(closeness[:, :probe], dtype=np.float32)
+        scores = np.empty((count, k), np.float32)
+        ids = np.empty((count, k), np.int64)
+        params = faiss.SearchParametersIVF(nprobe=probe, sel=selector)
+        self._index.search_preassigned_c(
+            count,
+            faiss.swig_ptr(queries),
+            k,
+            faiss.swig_ptr(lists),
+            faiss.swig_ptr(closeness),
+            faiss.swig_ptr(scores),
+            faiss.swig_ptr(ids),
+            False,  # store_pairs: ids, not (list, offset) pairs
+            params,
+        )
+        return scores, ids
+
+    def _filtered_probe(self, ranked: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
         """How many lists a search restricted to ``allowed`` scans, where an unrestricted one
-        scans ``nprobe``.
+        scans ``nprobe``; ``ranked`` holds every list per query, best first.
 
         The k best allowed vectors rank lower among all vectors than the k best do (the 10
         best of a 10 % filter are about the 100 best of all), so they lie in more lists: the
@@ -160,16 +211,15 @@ class IVFIndex(VectorIndex):
         numbers = self._list_numbers()
         if numbers is None:  # ids too sparse for a table: 1 / share times as many lists
             return math.ceil(nprobe / share)
-        # Each list's allowed vectors, counted on a sample of at most ~64k of them (what
-        # matters are sums over many lists); the sample's share scales the target.
-        sample = allowed[:: max(1, len(allowed) >> 16)]
+        # Each list's allowed vectors, counted on a sample of at most ~16k of them (what
+        # matters are sums over hundreds of lists); the sample's share scales the target.
+        sample = allowed[:: max(1, len(allowed) >> 14)]
         found = numbers[sample[sample < len(numbers)]]
         counts = np.bincount(found[found >= 0], minlength=self.nlist)
         if not counts.any():
             return self.nlist
         held = counts.sum() * len(allowed) / len(sample)
         wanted = nprobe * self.ntotal / self.nlist * (held / self.ntotal) ** (1 - FILTER_WIDENING)
-        _, ranked = self._index.quantizer.search(queries, self.nlist)
         met = np.cumsum(counts[ranked], axis=1) * (len(allowed) / len(sample))
         return int((met < wanted).sum(axis=1).max()) + 1
 
