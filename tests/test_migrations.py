@@ -35,6 +35,7 @@ TABLES = {
     "labels",
     "tagged",
     "tags",
+    "keywords",
 }
 
 

@@ -14,7 +14,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # The newest revision in migrations/versions/. Opening a catalog already at this revision
 # skips importing Alembic, a visible share of a cold query (docs/benchmarks.md, "Text
 # queries: cold ..."); tests check it against Alembic's head.
-HEAD_REVISION = "0003_photo_metadata"
+HEAD_REVISION = "0004_photo_libraries"
 
 
 def migrations_dir() -> Path:

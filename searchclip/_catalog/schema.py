@@ -63,10 +63,15 @@ files = Table(
     Column("longitude", Float, nullable=True),
     Column("format", Text, nullable=True),
     Column("folder", Text, nullable=True),
+    # Revision 0004: when the file's volume went missing (NULL: online), and a 64-bit hash of
+    # its decoded picture for near-duplicate reports (NULL: not computed yet).
+    Column("offline_since", Float, nullable=True),
+    Column("perceptual_hash", Integer, nullable=True),
     Index("ix_files_taken_at", "taken_at"),
     Index("ix_files_camera", "camera_make", "camera_model"),
     Index("ix_files_folder", "folder"),
     Index("ix_files_location", "latitude", "longitude"),
+    Index("ix_files_offline_since", "offline_since"),
     sqlite_autoincrement=True,  # ids are never reused, so a stale FAISS id can never alias
 )
 
@@ -146,5 +151,17 @@ tags = Table(
     Column("position", Integer, primary_key=True),
     Column("score", Float, nullable=False),  # cosine similarity of image and label
     Index("ix_tags_label_score", "vocabulary_id", "position", "score"),
+    sqlite_with_rowid=False,
+)
+
+# People's own keywords (revision 0004), read from XMP sidecars and embedded XMP/IPTC at
+# indexing; ``source`` says which ("sidecar" or "embedded").
+keywords = Table(
+    "keywords",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("keyword", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Index("ix_keywords_keyword", "keyword"),
     sqlite_with_rowid=False,
 )
