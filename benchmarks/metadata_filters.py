@@ -180,7 +180,7 @@ def time_searches(catalog: Catalog, kept: dict[str, np.ndarray], images: int, ar
         cases.append((f"content-correlated {share:.0%}", None, best))
     print(
         "| filter | ids kept | filter + search | search | search before | unfiltered search "
-        "| recall@10 (before) | lists scanned (before) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| recall@10 (before) | how (lists before) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, where, allowed in cases:
         rows = allowed - 1
@@ -190,7 +190,7 @@ def time_searches(catalog: Catalog, kept: dict[str, np.ndarray], images: int, ar
             f"| {name} | {len(allowed):,} | {got['total']:.1f} ms | {got['now']:.1f} ms "
             f"| {got['before']:.1f} ms | {got['unfiltered']:.1f} ms "
             f"| {got['recall now']:.3f} ({got['recall before']:.3f}) "
-            f"| {got['lists now']:,} ({got['lists before']:,}) |",
+            f"| {got['how']} ({min(index.nlist, got['lists before']):,}) |",
             flush=True,
         )
     start = time.perf_counter()
@@ -200,50 +200,62 @@ def time_searches(catalog: Catalog, kept: dict[str, np.ndarray], images: int, ar
     print(f"np.intersect1d(index.ids(), ids of 'five years'): {each:.0f} ms a call")
 
 
-def _probe_before(index, ranked: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
+def _probe_before(index, ranked: np.ndarray, allowed, nprobe: int) -> int:
     """The lists a filtered search scanned before issue 14: as many allowed vectors met as
     an unfiltered search meets vectors, assuming them spread evenly."""
     return math.ceil(nprobe * index.ntotal / max(len(allowed), 1))
 
 
-def _searches(catalog, index, where, allowed, queries, truth) -> dict[str, float]:
-    """Medians over the queries of filter + search, the search alone as now and as before
-    issue 14, and an unfiltered search (ms); recall@10 now and before; lists scanned. The
-    three searches of a query run one after the other, so that they share the machine's
-    load of that moment."""
+def _searches(catalog, index, where, allowed, queries, truth) -> dict:
+    """Medians over the queries of filter + search (as the engine: the catalog's IdSubset),
+    the search alone, the search as before issue 14, and an unfiltered search (ms); recall@10
+    now and before; how the search ran (lists scanned, or "post-filter" for an unfiltered
+    search's results filtered). The searches of a query run one after the other, so that they
+    share the machine's load of that moment."""
+    from searchclip._id_subset import IdSubset
     from searchclip._vector_index import ivf
 
-    now_probe = ivf.IVFIndex._filtered_probe
+    now_probe, now_share = ivf.IVFIndex._filtered_probe, ivf.POST_FILTER_SHARE
     base = max(ivf.MIN_PROBE, math.ceil(index.nlist * index.scan_share * ivf.FAR_WIDENING))
     times: dict[str, list[float]] = {"total": [], "now": [], "before": [], "unfiltered": []}
     hits: dict[str, list[float]] = {"now": [], "before": []}
-    lists: dict[str, list[int]] = {"now": [], "before": []}
+    how: list[int] = []  # lists scanned; 0: post-filtered
     for query, best in zip(queries, truth, strict=True):
         start = time.perf_counter()
-        ids = catalog.ids_matching(where) if where is not None else allowed
+        subset = catalog.matching(where) if where is not None else IdSubset(allowed)
         middle = time.perf_counter()
-        found = index.search(query[None], 10, allowed=ids, far=True)[1][0]
+        found = index.search(query[None], 10, allowed=subset, far=True)[1][0]
         end = time.perf_counter()
         times["total"].append(end - start)
         times["now"].append(end - middle)
         hits["now"].append(len(set(found.tolist()) & set(best.tolist())) / 10)
-        ranked = index._ranked_lists(query[None])[1]
-        lists["now"].append(min(index.nlist, now_probe(index, ranked, ids, base)))
-        ivf.IVFIndex._filtered_probe = _probe_before
+        post = len(subset) >= now_share * index.ntotal
+        if post and index._post_filtered(query[None], 10, subset, base) is not None:
+            how.append(0)
+        else:
+            ranked = index._ranked_lists(query[None])[1]
+            how.append(min(index.nlist, now_probe(index, ranked, subset, base)))
+        ivf.IVFIndex._filtered_probe, ivf.POST_FILTER_SHARE = _probe_before, 2.0
         try:
             start = time.perf_counter()
-            found = index.search(query[None], 10, allowed=ids, far=True)[1][0]
+            found = index.search(query[None], 10, allowed=subset.ids, far=True)[1][0]
             times["before"].append(time.perf_counter() - start)
         finally:
-            ivf.IVFIndex._filtered_probe = now_probe
+            ivf.IVFIndex._filtered_probe, ivf.POST_FILTER_SHARE = now_probe, now_share
         hits["before"].append(len(set(found.tolist()) & set(best.tolist())) / 10)
-        lists["before"].append(min(index.nlist, _probe_before(index, query[None], ids, base)))
         start = time.perf_counter()
         index.search(query[None], 10, far=True)
         times["unfiltered"].append(time.perf_counter() - start)
-    result = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    result: dict = {name: statistics.median(values) * 1000 for name, values in times.items()}
     result.update((f"recall {name}", float(np.mean(values))) for name, values in hits.items())
-    result.update((f"lists {name}", int(np.median(values))) for name, values in lists.items())
+    lists = [count for count in how if count]
+    posted = len(how) - len(lists)
+    result["how"] = (
+        (f"post-filter ({posted} of {len(how)})" if posted else "")
+        + (" + " if posted and lists else "")
+        + (f"{int(np.median(lists)):,} lists" if lists else "")
+    )
+    result["lists before"] = _probe_before(index, None, allowed, base)
     return result
 
 

@@ -6,10 +6,11 @@ against their sidecars, what killed runs left behind, and the indexed files on d
 
 What ``repair`` does, holding the write lock: a damaged catalog is recovered row by row into a
 new one (the damaged file is kept beside it); files gone from disk leave the index (except
-those under an empty folder where their folder should be: a drive not mounted looks like
-that); the vector file is rebuilt from the catalog; broken or stale exports are deleted (the
-next run that needs one makes it again); leftovers are removed. Nothing the user made is
-touched: only the index directory's own files and the catalog's rows of vanished files.
+those whose folder is missing or empty, as a drive not mounted leaves it: marked offline, as
+an index run marks them); the vector file is rebuilt from the catalog; broken or stale
+exports are deleted (the next run that needs one makes it again); leftovers are removed.
+Nothing the user made is touched: only the index directory's own files and the catalog's rows
+of vanished files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from searchclip._catalog.recovery import recover_catalog
 from searchclip._encoders import onnx_image, onnx_text
 from searchclip._index_dir import IndexDirectory
 from searchclip._vector_store import VectorStore
+from searchclip._volumes import VolumeCheck, outermost_missing
 
 
 @dataclass(frozen=True)
@@ -141,22 +143,27 @@ class _Check:
         return True
 
     def indexed_files(self, catalog: Catalog, model: ModelRecord | None) -> None:
-        """Indexed files that are no longer on disk."""
+        """Indexed files that are no longer on disk: gone, or offline where their folder is
+        missing or empty (a drive not mounted), by the rule of an index run; repair removes
+        the first and marks the others offline, as an index run would."""
         gone: list[tuple[int, str]] = []
-        offline: dict[str, int] = {}
+        offline: dict[str, list[int]] = {}
+        volumes = VolumeCheck()
         for file_id, path in catalog_integrity.indexed_paths(catalog.path):
             if os.path.lexists(path):
                 continue
-            folder = _empty_folder_above(path)
-            if folder is not None:
-                offline[folder] = offline.get(folder, 0) + 1
+            folder = os.path.dirname(path)
+            if volumes.missing(folder):
+                offline.setdefault(outermost_missing(folder), []).append(file_id)
             else:
                 gone.append((file_id, path))
-        for folder, count in sorted(offline.items()):
+        for folder, ids in sorted(offline.items()):
             self.notes.append(
-                f"{count} indexed files are under {folder}, which is empty (a drive not "
-                "mounted?): kept in the index"
+                f"{len(ids)} indexed files are under {folder}, which is missing or empty (a "
+                "drive not mounted?): kept in the index, offline"
             )
+            if self.repair and model is not None:
+                catalog.apply(CatalogChanges(offline=ids), model)
         if not gone:
             return
         if self.repair and model is not None:
@@ -234,20 +241,4 @@ def _export_problem(
     missing = [name for name in required if not (directory / name).is_file()]
     if missing:
         return f"lacks {', '.join(missing)}"
-    return None
-
-
-def _empty_folder_above(path: str) -> str | None:
-    """The empty folder in place of a vanished file's vanished folder, if any (what an
-    unmounted drive leaves); None when the file's own folder exists or nothing is empty."""
-    parent = Path(path).parent
-    if parent.exists():
-        return None
-    for folder in parent.parents:
-        try:
-            if folder.is_dir():
-                with os.scandir(folder) as entries:
-                    return None if any(entries) else str(folder)
-        except OSError:  # cannot look inside: not ours to judge
-            return str(folder)
     return None

@@ -50,6 +50,7 @@ from searchclip._results import (
 )
 from searchclip._search import Searcher
 from searchclip._vector_store import VectorStore
+from searchclip._volumes import offline_summary
 
 if TYPE_CHECKING:
     from searchclip._tagging import Tag, Tagger, TagReport
@@ -199,12 +200,17 @@ class SearchEngine(SearchMethods, ImageMethods):
         max_pixels: int | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
         force: bool = False,
+        forget_offline: bool = False,
     ) -> IndexReport:
         """Index the images under ``path`` (a folder, recursively, or one file); incremental.
 
-        Folder symlinks inside ``path`` are not followed. A ``path`` that no longer exists,
-        in a folder that does, while the index holds images under it, is taken as deleted:
-        those images are removed (``report.root_gone``). ``/`` needs ``force=True``.
+        Folder symlinks inside ``path`` are not followed. Images whose folder is missing or
+        empty (an unmounted drive, or a ``path`` that is gone while the index holds images
+        under it: ``report.root_gone``) are kept with their vectors and marked offline
+        (``report.offline``, ``report.offline_roots``): left out of results until a run sees
+        them again, where they were or moved elsewhere (matched by content). A file whose
+        folder is there but the file is not was deleted, and is removed. ``forget_offline``
+        removes the images of missing folders too. ``/`` needs ``force=True``.
         ``max_pixels`` replaces the decode budget (a share of a fixed pixel total per decoding
         worker, which bounds a run's memory) with a plain per-image limit.
         ``on_progress`` is called after each file that needed reading (the CLI draws its bar
@@ -218,7 +224,7 @@ class SearchEngine(SearchMethods, ImageMethods):
             ModelLoadError, MissingExtraError: the model is needed and cannot be loaded.
         """
         root = index_root(path, force=force, indexed_under=self._catalog.files_under)
-        options = IngestOptions.checked(self._batch_size, workers, max_pixels)
+        options = IngestOptions.checked(self._batch_size, workers, max_pixels, forget_offline)
         with self._directory.write_lock():
             self._directory.remove_leftovers()
             model = self._ensure_model_recorded()
@@ -312,6 +318,7 @@ class SearchEngine(SearchMethods, ImageMethods):
             else (),
             precision=self._precision.choice or self._precision.current,
             metadata=self._catalog.metadata_summary(),
+            offline=offline_summary(self._catalog.offline_folders()),
         )
 
     def failures(self) -> list[FailedFile]:

@@ -34,6 +34,7 @@ def photo_filter(
     has_gps: bool | None = None,
     near: str | None = None,
     within_km: float | None = None,
+    include_offline: bool = False,
     flag: str = "--",
 ) -> PhotoFilter | None:
     """The metadata filter the options ask for; None when they ask for none. Messages name
@@ -44,7 +45,7 @@ def photo_filter(
         raise InvalidArgumentError(f"{flag}near needs {flag}within KM: how far from that point")
     asked = (after, before, path_glob, camera, lens, min_width, min_height, orientation, near)
     if not folders and not formats and has_gps is None and all(v is None for v in asked):
-        return None
+        return PhotoFilter(include_offline=True) if include_offline else None
     return PhotoFilter(
         taken_from=period_start(after, f"{flag}after") if after else None,
         taken_until=period_start(before, f"{flag}before") if before else None,
@@ -59,6 +60,7 @@ def photo_filter(
         has_location=has_gps,
         near=_point(near, f"{flag}near") if near is not None else None,
         within_km=within_km,
+        include_offline=include_offline,
     )
 
 

@@ -13,6 +13,7 @@ Distances are great-circle distances on a sphere of the Earth's mean radius (hav
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -42,6 +43,10 @@ class PhotoFilter:
     the root: ``"2023/*.jpg"`` means ``"*/2023/*.jpg"``. ``orientation`` is ``"landscape"``
     (wider than high), ``"portrait"`` or ``"square"``, upright. ``near`` (latitude, longitude
     in degrees) with ``within_km`` keeps the images taken at most that far from the point.
+
+    ``include_offline`` also finds images whose drive was missing at the last index run
+    (``IndexReport.offline``), which every search leaves out otherwise; their files cannot be
+    opened until the drive is back.
     """
 
     taken_from: datetime | float | None = None
@@ -58,6 +63,7 @@ class PhotoFilter:
     orientation: str | None = None
     near: tuple[float, float] | None = None
     within_km: float | None = None
+    include_offline: bool = False
 
     def __post_init__(self) -> None:
         start, end = self.taken_from_seconds, self.taken_until_seconds
@@ -129,6 +135,12 @@ class PhotoFilter:
         object.__setattr__(self, "within_km", within)
 
     @property
+    def metadata_conditions(self) -> PhotoFilter | None:
+        """This filter's conditions on the photo metadata; None where it sets none."""
+        conditions = dataclasses.replace(self, include_offline=False)
+        return None if conditions == _NO_CONDITIONS else conditions
+
+    @property
     def taken_from_seconds(self) -> float | None:
         return _seconds(self.taken_from)
 
@@ -178,3 +190,6 @@ def _seconds(moment: datetime | float | None) -> float | None:
     if moment.tzinfo is None:  # a wall-clock time: stored as if it were UTC
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+_NO_CONDITIONS = PhotoFilter()  # after the helpers its checks call

@@ -31,6 +31,7 @@ from searchclip._errors import (
     WholeFileSystemError,
 )
 from searchclip._results import FailedFile, IndexProgress, IndexReport, PhotoMetadata
+from searchclip._volumes import VolumeCheck, is_under, offline_roots
 
 
 class ImageEncoding(Protocol):
@@ -62,9 +63,18 @@ class IngestOptions:
     # An explicit per-image pixel limit, which replaces the decode budget; None means the
     # budget: images.decode_budget(workers) per decode.
     max_pixels: int | None = None
+    # Remove the files of missing or empty folders (a deleted folder) instead of keeping them
+    # offline (an unmounted drive).
+    forget_offline: bool = False
 
     @classmethod
-    def checked(cls, batch_size: int, workers: int | None, max_pixels: int | None):
+    def checked(
+        cls,
+        batch_size: int,
+        workers: int | None,
+        max_pixels: int | None,
+        forget_offline: bool = False,
+    ):
         """Options from a caller's values (None: the default), each checked."""
         for name, value in (("workers", workers), ("max_pixels", max_pixels)):
             if value is not None and (
@@ -72,7 +82,9 @@ class IngestOptions:
             ):
                 raise InvalidArgumentError(f"{name} must be at least 1, got {value!r}", value=value)
         given = {"workers": workers} if workers else {}
-        return cls(batch_size=batch_size, max_pixels=max_pixels, **given)
+        return cls(
+            batch_size=batch_size, max_pixels=max_pixels, forget_offline=forget_offline, **given
+        )
 
     def decode_limits(self) -> dict:
         """The keyword limits for images.decode_image: the caller's max_pixels as given, else
@@ -138,12 +150,14 @@ class _Run:
         self.claimed: set[int] = set()  # ids of records that moved to a new path in this run
         self.ignored: list[tuple[str, str]] = []
         self.root = ""
+        self.back_online = 0  # offline files seen again, where they were or moved
+        self.offline: list[FileRecord] = []  # files under the root whose volume is missing
 
     # --- planning ----------------------------------------------------------------------------
 
     def plan(self, root: str) -> list[tuple[images.FileStat, FileRecord | None]]:
-        """What needs reading. A root that no longer exists (the engine allows it only when
-        the index holds files under it) scans as empty: its files have vanished."""
+        """What needs reading. A root that does not exist (the engine allows it only when
+        the index holds files under it) scans as empty: its files are offline."""
         self.root = root
         scan = images.scan(root) if os.path.exists(root) else images.ScanResult([], [])
         self.ignored = scan.ignored
@@ -158,6 +172,9 @@ class _Run:
             unchanged = record and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns)
             if unchanged and record.metadata is not None:
                 self.counts["unchanged"] += 1
+                if record.offline_since is not None:  # its drive is back
+                    self.changes.online.append(record.id)
+                    self.back_online += 1
             else:
                 todo.append((stat, record))
         for path, record in known.items():
@@ -202,6 +219,7 @@ class _Run:
         if item.error is not None:
             self._fail(stat.path, item.error, record)
         elif record and record.content_hash == item.content_hash:
+            self.back_online += record.offline_since is not None  # the restat brings it back
             entry = _entry(stat, item.content_hash, record, item.metadata)
             self.changes.restats.append((record.id, entry))
             self.counts["unchanged"] += 1  # touched (same content, new mtime), or metadata read
@@ -220,6 +238,7 @@ class _Run:
         if source is None:
             return False
         self.claimed.add(source.id)
+        self.back_online += source.offline_since is not None  # e.g. a drive mounted elsewhere
         entry = _entry(item.stat, item.content_hash, source, item.metadata)
         self.changes.restats.append((source.id, entry))
         return True
@@ -233,7 +252,7 @@ class _Run:
         for record in self.catalog.files_with_hash(content_hash):
             if (
                 record.id not in self.claimed
-                and not _is_under(record.path, self.root)
+                and not is_under(record.path, self.root)
                 and not os.path.lexists(record.path)
             ):
                 return record
@@ -295,8 +314,17 @@ class _Run:
         self.changes, self.to_encode, self.pending_items = CatalogChanges(), [], 0
 
     def sweep(self, root: str) -> None:
-        """Remove what vanished and was not found elsewhere; forget failures that are gone."""
-        removed = [record.id for records in self.vanished.values() for record in records]
+        """Remove what vanished and was not found elsewhere, unless its folder is missing or
+        empty (an unmounted drive): that is kept and marked offline. Forget failures that are
+        gone."""
+        removed = []
+        volumes = VolumeCheck()
+        for record in (record for records in self.vanished.values() for record in records):
+            if self.options.forget_offline or not volumes.missing(os.path.dirname(record.path)):
+                removed.append(record.id)
+            else:
+                self.offline.append(record)
+        self.changes.offline.extend(r.id for r in self.offline if r.offline_since is None)
         failed_now = {failure.path for failure in self.failures}
         stale = [f.path for f in self.catalog.failures(root) if f.path not in failed_now]
         self.changes.removed.extend(removed)
@@ -340,21 +368,20 @@ def index_path(
         failures=tuple(run.failures),
         ignored=tuple(Counter(reason for _, reason in run.ignored).most_common()),
         root_gone=not os.path.exists(root),
+        offline=len(run.offline),
+        offline_roots=offline_roots((os.path.dirname(r.path) for r in run.offline), root),
+        back_online=run.back_online,
     )
-
-
-def _is_under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def index_root(
     path: str | os.PathLike, *, force: bool, indexed_under: Callable[[str], object]
 ) -> Path:
-    """The absolute root an index run may take: one that exists, or one deleted from a folder
-    that still exists while the index holds images under it (``indexed_under(root)`` is
-    truthy), which the run then removes; and not the whole file system unless ``force``."""
+    """The absolute root an index run may take: one that exists, or one that is gone while
+    the index holds images under it (``indexed_under(root)`` is truthy: an unmounted drive,
+    whose images the run marks offline); and not the whole file system unless ``force``."""
     root = Path(path).expanduser().absolute()
-    if not root.exists() and not (root.parent.is_dir() and indexed_under(str(root))):
+    if not root.exists() and not indexed_under(str(root)):
         raise FileError(f"{root} does not exist", path=root)
     if root.resolve() == Path(root.anchor) and not force:
         raise WholeFileSystemError(
@@ -384,7 +411,13 @@ def _entry(
 ) -> FileEntry:
     """An entry for ``stat`` whose content (and so dimensions) equals that of ``like``."""
     return FileEntry(
-        stat.path, stat.size, stat.mtime_ns, content_hash, like.width, like.height, metadata
+        stat.path,
+        stat.size,
+        stat.mtime_ns,
+        content_hash,
+        like.width,
+        like.height,
+        metadata,
     )
 
 

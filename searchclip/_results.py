@@ -47,7 +47,8 @@ class SearchHit:
     """One search result: ``rank`` starts at 1, ``score`` is the cosine similarity; ``size``
     is the file's size in bytes, ``metadata`` what its EXIF and header said (None until the
     index has read it: the next ``index`` run over its folder does, without re-encoding);
-    ``id`` is the image's id in this index (what the HTTP API names it by)."""
+    ``id`` is the image's id in this index (what the HTTP API names it by); ``offline``: its
+    drive was missing at the last index run (found only with ``include_offline``)."""
 
     rank: int
     score: float
@@ -57,6 +58,7 @@ class SearchHit:
     size: int = 0
     metadata: PhotoMetadata | None = None
     id: int = 0
+    offline: bool = False
 
 
 class SearchResults(list[SearchHit]):
@@ -157,8 +159,13 @@ class IndexReport:
     failures: tuple[FailedFile, ...] = field(default=())
     precision_choice: str = ""  # set by the run where `auto` chose the image precision
     ignored: tuple[tuple[str, int], ...] = ()  # (why, how many) for files left alone on purpose
-    root_gone: bool = False  # the indexed path no longer exists: its images were removed
+    root_gone: bool = False  # the indexed path does not exist (its images: offline)
     metadata_read: int = 0  # indexed images whose metadata was read now, none of them encoded
+    # Files under the root whose folder is missing or empty (an unmounted drive): kept with
+    # their vectors, left out of results; offline_roots: the outermost such folders.
+    offline: int = 0
+    offline_roots: tuple[str, ...] = ()
+    back_online: int = 0  # offline files seen again (where they were, or moved)
 
     @property
     def changed_anything(self) -> bool:
@@ -188,6 +195,17 @@ class IndexInfo:
     precision: str = ""  # image precision and why, e.g. "bf16 (min cosine 0.9995 on ...)"
     # photo metadata: images whose metadata was read, dated by EXIF, with GPS, distinct cameras
     metadata: tuple[int, int, int, int] = (0, 0, 0, 0)
+    offline: tuple[OfflineFolder, ...] = ()  # folders whose images are offline
+
+
+@dataclass(frozen=True)
+class OfflineFolder:
+    """A missing or empty folder (an unmounted drive) holding offline images, and since when
+    (POSIX seconds: the first index run that found it missing)."""
+
+    path: str
+    images: int
+    since: float
 
 
 @dataclass(frozen=True)

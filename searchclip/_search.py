@@ -22,6 +22,7 @@ SAMPLE_SIZE = 4096  # enough for a mean and a spread to two digits
 if TYPE_CHECKING:
     from searchclip._catalog import Catalog, FileRecord, IndexState
     from searchclip._filters import PhotoFilter
+    from searchclip._id_subset import IdSubset
     from searchclip._relevance import RelevanceCutoff
     from searchclip._tagging import Tagger
     from searchclip._vector_index import VectorIndex
@@ -62,6 +63,7 @@ class Searcher:
         term's penalty only lowers a score, so once the k-th result scores at least the lowest
         candidate fetched (or every candidate left scores below ``min_score``), no image not yet
         fetched can enter the results: the penalised ranking is exact, not re-ranked top-N."""
+        offline_too, where = _split_offline(where)
         index = self._vectors.current(state)
         allowed = self._allowed_ids(index, tags, not_tags, where)
         available = index.ntotal if allowed is None else len(allowed)
@@ -89,7 +91,7 @@ class Searcher:
                 scores, ids = scores[order], ids[order]
             if min_score is not None:
                 scores, ids = scores[scores >= min_score], ids[scores >= min_score]
-            results = self.hits(ids, scores, wanted, cutoff=cut)
+            results = self.hits(ids, scores, wanted, cutoff=cut, offline_too=offline_too)
             certain = len(results) == wanted and (sample is None or results[-1].score >= lowest)
             if exhausted or certain or (min_score is not None and lowest < min_score):
                 return results
@@ -131,6 +133,7 @@ class Searcher:
     ) -> SearchResults:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first."""
+        offline_too, where = _split_offline(where)
         tagger = self._tagger()
         scored = tagger.files_with(label)
         for other in tags:
@@ -143,7 +146,8 @@ class Searcher:
             keep = set(self._catalog.ids_matching(where).tolist())
             scored = {file_id: s for file_id, s in scored.items() if file_id in keep}
         best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
-        return self.hits([file_id for file_id, _ in best], [score for _, score in best], k)
+        ids, scores = [file_id for file_id, _ in best], [score for _, score in best]
+        return self.hits(ids, scores, k, offline_too=offline_too)
 
     def _allowed_ids(
         self,
@@ -151,10 +155,13 @@ class Searcher:
         tags: Sequence[str],
         not_tags: Sequence[str],
         where: PhotoFilter | None,
-    ) -> np.ndarray | None:
-        """The ids the tag and metadata filters keep, sorted, by numpy set operations."""
+    ) -> np.ndarray | IdSubset | None:
+        """The ids the tag and metadata filters keep, sorted, by numpy set operations (a
+        metadata filter alone: as the catalog's set, whose array the index may never need)."""
         if not tags and not not_tags and where is None:
             return None
+        if where is not None and not tags and not not_tags:
+            return self._catalog.matching(where)
         # Start from the metadata filter's ids when there is one (sorted by the catalog): an
         # id the vector file lacks is simply never found, and intersecting with the index's
         # own ids would sort a million of them on every query (docs/benchmarks.md).
@@ -176,12 +183,20 @@ class Searcher:
         return np.fromiter(found, dtype=np.int64, count=len(found))
 
     def hits(
-        self, ids: Sequence[int], scores: Sequence[float], k: int, cutoff=None
+        self,
+        ids: Sequence[int],
+        scores: Sequence[float],
+        k: int,
+        cutoff=None,
+        *,
+        offline_too: bool = False,
     ) -> SearchResults:
         """The first ``k`` hits of ``ids`` (best first) whose file is still on disk; the files
         that are gone are named in ``missing``. Ids whose file left the catalog since the
-        vector file was read are skipped. Candidates are looked up in slices of what is still
-        wanted, so a long candidate list (every tagged image) costs no more than it must."""
+        vector file was read are skipped, and so are offline files (their drive was missing
+        at the last index run) unless ``offline_too``: those are kept unchecked. Candidates
+        are looked up in slices of what is still wanted, so a long candidate list (every
+        tagged image) costs no more than it must."""
         kept: list[tuple[float, FileRecord]] = []
         missing: list[str] = []
         start = 0
@@ -193,7 +208,10 @@ class Searcher:
                 record = records.get(file_id)
                 if record is None:
                     continue
-                if os.path.exists(record.path):
+                if record.offline_since is not None:
+                    if offline_too:
+                        kept.append((float(score), record))
+                elif os.path.exists(record.path):
                     kept.append((float(score), record))
                 else:
                     missing.append(record.path)
@@ -208,7 +226,15 @@ class Searcher:
                 record.size,
                 record.metadata,
                 record.id,
+                record.offline_since is not None,
             )
             for rank, (score, record) in enumerate(kept, start=1)
         ]
         return SearchResults(hits, tuple(missing), cutoff)
+
+
+def _split_offline(where: PhotoFilter | None) -> tuple[bool, PhotoFilter | None]:
+    """Whether offline images are wanted, and the metadata conditions left to evaluate."""
+    if where is None:
+        return False, None
+    return where.include_offline, where.metadata_conditions

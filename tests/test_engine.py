@@ -141,8 +141,11 @@ def test_changed_deleted_moved_touched_and_copied_files(engine, photos, model_ca
 def test_deleting_everything_empties_the_index(engine, photos):
     engine.index(photos)
     shutil.rmtree(photos)
-    photos.mkdir()
+    photos.mkdir()  # an empty folder: an unmounted drive looks the same, so kept offline
     report = engine.index(photos)
+    assert (report.removed, report.offline) == (0, 6)
+    assert len(engine.search("x")) == 0
+    report = engine.index(photos, forget_offline=True)
     assert report.removed == 6
     with pytest.raises(EmptyIndexError):
         engine.search("x")
@@ -155,7 +158,7 @@ def test_runs_on_one_folder_leave_other_folders_alone(engine, tmp_path):
     engine.index(tmp_path / "ab")
     shutil.rmtree(tmp_path / "a")
     (tmp_path / "a").mkdir()
-    report = engine.index(tmp_path / "a")
+    report = engine.index(tmp_path / "a", forget_offline=True)
     assert report.removed == 3
     assert engine.info().files == 3
 
@@ -397,7 +400,7 @@ def test_index_type_switches_with_collection_size(tmp_path, fake_model, monkeypa
 
         shutil.rmtree(tmp_path / "more")
         (tmp_path / "more").mkdir()
-        engine.index(tmp_path / "more")  # 5 images: back to exact
+        engine.index(tmp_path / "more", forget_offline=True)  # 5 images: back to exact
         assert _vector_index_type(engine.index_dir) is FlatIndex
         assert {h.path for h in engine.search("x", k=10)} == {str(p) for p in photos.rglob("img*")}
 

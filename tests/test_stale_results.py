@@ -81,13 +81,18 @@ def test_files_gone_since_the_last_run_are_left_out_and_named(engine, photos):
     assert len(image) == 5 and len(image.missing) == 5
 
 
-def test_indexing_a_deleted_folder_removes_its_images(engine, photos):
+def test_indexing_a_deleted_folder_keeps_its_images_offline_until_forgotten(engine, photos):
+    # A folder that is gone may be a drive that is not mounted: nothing is removed unasked.
     engine.index(photos)
     shutil.rmtree(photos / "c")
     report = engine.index(photos / "c")
-    assert (report.removed, report.root_gone) == (5, True)
+    assert (report.removed, report.offline, report.root_gone) == (0, 5, True)
+    assert report.offline_roots == (str(photos / "c"),)
     results = engine.search("a photo", k=10)
-    assert (len(results), results.missing) == (5, ())
+    assert (len(results), results.missing) == (5, ())  # offline: left out, not "missing"
+    report = engine.index(photos / "c", forget_offline=True)
+    assert (report.removed, report.offline) == (5, 0)
+    assert len(all_paths(engine)) == 5
 
 
 def test_a_missing_path_the_index_knows_nothing_of_is_an_error(engine, photos, tmp_path):
@@ -148,7 +153,12 @@ def test_cli_says_which_results_were_left_out(tmp_path, fake_model, photos):
     assert "searchclip check --repair" in note
     result = runner.invoke(app, ["index", str(photos / "c"), "--index", str(index_dir)])
     assert result.exit_code == 0, result.stderr
-    assert "5 removed" in result.stdout and "no longer exists" in result.stdout
+    assert "0 removed" in result.stdout
+    assert f"5 images kept offline: {photos / 'c'} missing or empty" in result.stdout
+    forget = ["index", str(photos / "c"), "--index", str(index_dir), "--forget-offline"]
+    result = runner.invoke(app, forget)
+    assert result.exit_code == 0, result.stderr
+    assert "5 removed" in result.stdout and "offline" not in result.stdout
 
 
 def test_cli_summary_counts_ignored_files(tmp_path, fake_model):

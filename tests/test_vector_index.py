@@ -424,6 +424,20 @@ def test_ivf_filters_are_exact_when_small_and_widened_when_large() -> None:
     assert found.tolist() == [[-1]]
 
 
+def test_ivf_wide_filters_keep_their_results_when_the_best_vectors_are_not_allowed() -> None:
+    # A filter keeping half of the vectors is applied to an unfiltered search's results; where
+    # those hold too few allowed ids (here: the half least like the query is allowed), the
+    # search falls back to scanning with the filter, and still finds the best allowed.
+    ivf, reference, ids = ivf_and_reference()
+    query = clustered(1, seed=41)
+    ranked = reference.search(query, len(ids))[1][0]
+    best, worst = np.sort(ranked[: len(ids) // 2]), np.sort(ranked[len(ids) // 2 :])
+    _, found = ivf.search(query, 10, allowed=best, far=True)
+    assert recall(found, reference.search(query, 10, allowed=best)[1]) >= 0.9
+    _, found = ivf.search(query, 10, allowed=worst, far=True)  # none in the unfiltered 56
+    assert found.shape == (1, 10) and np.isin(found, worst).all()
+
+
 def test_ivf_removal_is_exact_and_survives_save_and_load(tmp_path: Path) -> None:
     ivf, reference, ids = ivf_and_reference()
     gone = ids[::3]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,80 +18,26 @@ from sqlalchemy import update as sql_update
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
 from searchclip._catalog.filter_columns import FilterColumns, bump_files_generation
+from searchclip._catalog.offline import mark_offline, mark_online, offline_folders
 from searchclip._catalog.photo_columns import metadata_from_row, metadata_summary, metadata_values
+from searchclip._catalog.records import (
+    CatalogChanges,
+    FileEntry,
+    FileRecord,
+    IndexState,
+    ModelRecord,
+)
 from searchclip._catalog.tags import TagStore
 from searchclip._catalog.vector_reads import vectors_keyed_by
 from searchclip._errors import CatalogError
 from searchclip._filters import PhotoFilter
-from searchclip._results import FailedFile, PhotoMetadata
+from searchclip._id_subset import IdSubset
+from searchclip._results import FailedFile
 
 GENERATION_KEY = "vectors_generation"
 _MODEL_KEY = "model"
 PRECISION_KEY = "image_precision"
 PRECISION_CHOICE_KEY = "image_precision_choice"
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    id: int
-    name: str
-    dim: int
-
-
-@dataclass(frozen=True)
-class IndexState:
-    """What an open index is, read in one transaction: its model (None until the first run
-    records one), its vectors generation, how many files it holds, and its image precision
-    as recorded (None for an index from before precisions were recorded, or a new one)."""
-
-    model: ModelRecord | None
-    generation: int
-    files: int
-    precision: str | None
-    precision_choice: str
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """What the indexer learned about one file on disk."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str
-    width: int
-    height: int
-    metadata: PhotoMetadata | None = None  # None: not read yet (kept as stored on update)
-
-
-@dataclass(frozen=True)
-class FileRecord(FileEntry):
-    """A file as the catalog holds it."""
-
-    id: int = 0
-
-
-@dataclass
-class CatalogChanges:
-    """One batch of indexing work, applied atomically by :meth:`Catalog.apply`.
-
-    - ``upserts``: files whose content is new at their path, with their vector (insert, or
-      replace the row and vector of the same path, keeping its id);
-    - ``restats``: files whose content is unchanged but whose path or stat changed (moved or
-      touched): the row is updated and its vector kept;
-    - ``removed``: ids of files that left the index;
-    - ``failures``: (path, reason) of files that could not be read;
-    - ``cleared_failures``: paths whose earlier failure no longer applies.
-    """
-
-    upserts: list[tuple[FileEntry, np.ndarray]] = field(default_factory=list)
-    restats: list[tuple[int, FileEntry]] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    cleared_failures: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return any((self.upserts, self.restats, self.removed, self.failures, self.cleared_failures))
 
 
 class Catalog:
@@ -212,6 +157,10 @@ class Catalog:
         """The ids of the files that meet the metadata filter ``where``, sorted."""
         return self._filter_columns.ids_matching(where)
 
+    def matching(self, where: PhotoFilter) -> IdSubset:
+        """The files that meet ``where``, as a set whose id array is made only if needed."""
+        return self._filter_columns.matching(where)
+
     def files_under(self, root: str) -> dict[str, FileRecord]:
         """Files whose path is ``root`` itself or lies inside the directory ``root``."""
         column = schema.files.c.path
@@ -221,6 +170,11 @@ class Catalog:
         query = select(schema.files).where((column == root) | inside)
         with self._engine.connect() as connection:
             return {row.path: _file_record(row) for row in connection.execute(query)}
+
+    def offline_folders(self) -> list[tuple[str, int, float]]:
+        """(folder, offline files in it, since when), for every folder holding offline files."""
+        with self._engine.connect() as connection:
+            return offline_folders(connection)
 
     def files_with_hash(self, content_hash: str) -> list[FileRecord]:
         with self._engine.connect() as connection:
@@ -349,7 +303,9 @@ class Catalog:
             if changes.upserts or changes.removed:
                 generation = int(_get_setting(connection, GENERATION_KEY) or 0) + 1
                 _put_setting(connection, GENERATION_KEY, str(generation))
-            if changes.upserts or changes.restats or changes.removed:
+            mark_offline(connection, changes.offline, now)
+            mark_online(connection, changes.online)
+            if changes.upserts or changes.restats or changes.removed or changes.offline:
                 bump_files_generation(connection)
         return upserted
 
@@ -373,6 +329,7 @@ def _entry_values(entry: FileEntry) -> dict:
         "width": entry.width,
         "height": entry.height,
         **metadata_values(entry.path, entry.metadata),
+        "offline_since": None,  # a file the indexer has just seen is online
     }
 
 
@@ -427,6 +384,7 @@ def _file_record(row) -> FileRecord:
         height=row.height,
         metadata=metadata_from_row(row),
         id=row.id,
+        offline_since=row.offline_since,
     )
 
 

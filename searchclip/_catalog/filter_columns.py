@@ -29,6 +29,7 @@ from searchclip._catalog.filter_match import Coded, Located, groups_needed, matc
 from searchclip._catalog.path_glob import Paths
 from searchclip._errors import CatalogError
 from searchclip._filters import PhotoFilter
+from searchclip._id_subset import IdSubset
 
 FILES_GENERATION_KEY = "files_generation"
 
@@ -76,19 +77,17 @@ class FilterColumns:
 
     def ids_matching(self, where: PhotoFilter) -> np.ndarray:
         """The ids of the files that meet ``where``, sorted (int64)."""
+        return self.matching(where).ids
+
+    def matching(self, where: PhotoFilter) -> IdSubset:
+        """The files that meet ``where``, as a set whose id array is made only if asked for."""
         wanted = groups_needed(where)
         with self._engine.connect() as connection:
             generation = files_generation(connection)
         snapshot = self._snapshot
         if snapshot is None or snapshot.generation != generation or wanted - snapshot.groups.keys():
             snapshot = self._refreshed(wanted)
-        keep = matching_rows(where, snapshot.groups, len(snapshot.ids))
-        ids = snapshot.ids
-        if len(ids) and ids[-1] - ids[0] + 1 == len(ids):  # no gaps: row i holds ids[0] + i
-            rows = np.flatnonzero(keep)
-            rows += ids[0]
-            return rows
-        return np.compress(keep, ids)  # ids[keep] is slower on a scattered mask
+        return IdSubset(snapshot.ids, matching_rows(where, snapshot.groups, len(snapshot.ids)))
 
     def _refreshed(self, wanted: set[str]) -> _Snapshot:
         with self._lock, self._engine.connect() as connection:

@@ -150,7 +150,8 @@ def index_summary(report: IndexReport, path: Path) -> str:
         f"{report.new} new, {report.updated} updated, {report.moved} moved, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed"
     )
-    if not (report.changed_anything or report.unchanged or report.failed or report.ignored):
+    seen = report.changed_anything or report.unchanged or report.failed or report.ignored
+    if not (seen or report.offline):
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         return f"indexed {path}: no image files found (searchclip reads {suffixes})"
     if report.ignored:
@@ -164,8 +165,21 @@ def index_summary(report: IndexReport, path: Path) -> str:
         work = "nothing to encode"
     if report.metadata_read:
         work += f"; photo metadata read for {report.metadata_read} indexed images, none re-encoded"
-    gone = f" ({path} no longer exists: its images left the index)" if report.root_gone else ""
-    return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s{gone}"
+    if report.back_online:
+        counts += f", {report.back_online} back online"
+    return f"indexed {path}: {counts}; {work} in {report.elapsed_s:.1f} s{offline_note(report)}"
+
+
+def offline_note(report: IndexReport) -> str:
+    """The summary's last words on offline images: how many, and which folders are missing."""
+    if not report.offline:
+        return ""
+    roots = report.offline_roots
+    where = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+    return (
+        f"; {report.offline} images kept offline: {where} missing or empty (an unmounted "
+        "drive?); they return when it does (--forget-offline removes them)"
+    )
 
 
 class ProgressBar:

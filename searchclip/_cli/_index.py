@@ -57,10 +57,20 @@ def index(
             help="Also make the thumbnails `searchclip serve` shows (else on first view).",
         ),
     ] = False,
+    forget_offline: Annotated[
+        bool,
+        typer.Option(
+            "--forget-offline",
+            help="Remove the images of missing or empty folders (deleted, not unmounted) "
+            "instead of keeping them offline.",
+        ),
+    ] = False,
 ) -> None:
     """Add the images under PATH to the index, or bring it up to date (incremental).
 
-    Folder symlinks and hidden folders inside PATH are not followed.
+    Folder symlinks and hidden folders inside PATH are not followed. Images in a folder that
+    is missing or empty (an unmounted drive) are kept offline, vectors and tags intact, and
+    come back when a run finds them again, where they were or elsewhere.
     """
     with (
         open_engine(
@@ -68,7 +78,8 @@ def index(
         ) as engine,
         ProgressBar("indexing") as bar,
     ):
-        report = engine.index(path, workers=workers, on_progress=bar.update, force=force)
+        options = {"force": force, "forget_offline": forget_offline}
+        report = engine.index(path, workers=workers, on_progress=bar.update, **options)
         made = engine.make_thumbnails(workers=workers or 2) if thumbnails else None
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -43,4 +44,13 @@ def info(
             f"tags:     {vocabulary.name}: {vocabulary.labels} labels, "
             f"{vocabulary.tagged_images} images tagged{calibrated}"
         )
+    echo_names(
+        f"offline:  {folder.path}: {folder.images} images since {_date(folder.since)} "
+        "(missing or empty: an unmounted drive?)"
+        for folder in summary.offline
+    )
     echo_names(f"  {failure.path}: {failure.reason}" for failure in failed)
+
+
+def _date(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")

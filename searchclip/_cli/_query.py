@@ -123,6 +123,10 @@ def query(
     within: Annotated[
         float | None, _many("--within", "Kilometres from --near.", _FILTERS, "KM")
     ] = None,
+    include_offline: Annotated[
+        bool,
+        _many("--include-offline", "Also images of drives missing at the last index.", _FILTERS),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line, with photo metadata.")
     ] = False,
@@ -165,6 +169,7 @@ def query(
         has_gps=has_gps,
         near=near,
         within_km=within,
+        include_offline=include_offline,
     )
     has_terms = text is not None or bool(like) or bool(not_texts) or bool(not_like)
     if not has_terms and not tags:

@@ -27,6 +27,8 @@ def hit_json(hit: SearchHit) -> dict:
     (else the wall-clock time, as the camera showed it), and where it came from."""
     body = {"rank": hit.rank, "score": round(hit.score, 6), "path": hit.path, "id": hit.id}
     body |= {"width": hit.width, "height": hit.height, "size": hit.size}
+    if hit.offline:
+        body["offline"] = True
     meta = hit.metadata
     if meta is not None:
         body |= dataclasses.asdict(meta) | {"taken_at": meta.taken_at_iso}
@@ -38,7 +40,10 @@ def format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> li
         return [hit.path for hit in hits]
     if as_json:
         return [json.dumps(hit_json(hit)) for hit in hits]
-    return ["rank  score   path"] + [f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}" for hit in hits]
+    return ["rank  score   path"] + [
+        f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}" + ("  (offline)" if hit.offline else "")
+        for hit in hits
+    ]
 
 
 def cutoff_note(cutoff: RelevanceCutoff, kept: int) -> str:

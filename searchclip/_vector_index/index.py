@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from searchclip._id_subset import IdSubset
 from searchclip._vector_index.faiss_setup import one_openmp_thread
 from searchclip._vector_index.files import atomic_write
 
@@ -28,6 +29,9 @@ class VectorIndex(ABC):
     @abstractmethod
     def ntotal(self) -> int:
         """How many vectors the index holds."""
+
+    # Whether _search takes ``allowed`` as an IdSubset (else always as a sorted id array).
+    takes_subsets = False
 
     @property
     def outgrown(self) -> bool:
@@ -57,12 +61,19 @@ class VectorIndex(ABC):
         return self._remove(ids) if len(ids) and self.ntotal else 0
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, *, far: bool = False
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | IdSubset | None = None,
+        *,
+        far: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``min(k, ntotal)`` best ids per query, best first: (scores f32, ids i64).
 
         ``allowed`` restricts the search to those ids (a filter, e.g. by tag); rows are then
-        padded with id -1 where fewer than k allowed ids are held. ``far`` says the queries lie
+        padded with id -1 where fewer than k allowed ids are held; an :class:`IdSubset` (a
+        metadata filter's) is handed as it is to indexes that ``take_subsets``, the others get
+        its ids. ``far`` says the queries lie
         away from every stored vector, as CLIP's text vectors do from its image vectors (the
         "modality gap"): an approximate index then searches wider to find the same neighbours.
         """
@@ -70,8 +81,11 @@ class VectorIndex(ABC):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         k = min(int(k), self.ntotal)
-        if allowed is not None:
+        if isinstance(allowed, IdSubset):
+            allowed = allowed if self.takes_subsets else allowed.ids
+        elif allowed is not None:
             allowed = unique_ids(as_ids(allowed))
+        if allowed is not None:
             k = min(k, len(allowed))
         if k == 0:
             m = len(queries)

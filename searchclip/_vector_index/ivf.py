@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from searchclip._id_subset import IdSubset
 from searchclip._vector_index.faiss_setup import import_faiss
 from searchclip._vector_index.files import FileHeader, VectorIndexFileError
 from searchclip._vector_index.index import VectorIndex
@@ -38,6 +39,10 @@ MIN_PROBE = 8
 # for filters from 1 % to 50 %, even and crowded (docs/benchmarks.md, section "Photo metadata
 # filters at a million images").
 FILTER_WIDENING = 0.35
+# From this share on, a filter is applied to the results of an unfiltered search (more of
+# them) rather than to the scan (docs/benchmarks.md, section "Photo metadata filters at a
+# million images").
+POST_FILTER_SHARE = 0.25
 RETRAIN_GROWTH = 4  # rebuild once the collection is 4x what the centroids were trained on
 
 # The header's count: vectors the centroids were trained on.
@@ -56,6 +61,8 @@ class IVFIndex(VectorIndex):
     ``scan_share`` is the share of lists an image query scans (text queries, ``far=True``,
     ``FAR_WIDENING`` times as many): it trades speed for recall.
     """
+
+    takes_subsets = True
 
     def __init__(self, dim: int, *, scan_share: float = SCAN_SHARE) -> None:
         super().__init__(dim)
@@ -127,13 +134,14 @@ class IVFIndex(VectorIndex):
         return removed
 
     def _search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, *, far: bool
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | IdSubset | None, *, far: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = import_faiss()
         nlist = self.nlist
         nprobe = max(MIN_PROBE, math.ceil(nlist * self.scan_share * (FAR_WIDENING if far else 1)))
         if allowed is not None:
-            return self._filtered_search(queries, k, allowed, nprobe)
+            subset = allowed if isinstance(allowed, IdSubset) else IdSubset(allowed)
+            return self._filtered_search(queries, k, subset, nprobe)
         params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
         scores, ids = self._index.search(queries, k, params=params)
         if (ids < 0).any() and params.nprobe < nlist:  # the lists held fewer than k: all
@@ -142,12 +150,20 @@ class IVFIndex(VectorIndex):
         return scores, ids
 
     def _filtered_search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray, nprobe: int
+        self, queries: np.ndarray, k: int, allowed: IdSubset, nprobe: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """A search of the ids in ``allowed``, where an unfiltered one scans ``nprobe`` lists.
         Every list is ranked once per query, for counting the allowed vectors ahead (see
         :meth:`_filtered_probe`) and for the search itself, which then skips FAISS's own
-        ranking of the lists (``search_preassigned``)."""
+        ranking of the lists (``search_preassigned``).
+
+        A filter keeping at least ``POST_FILTER_SHARE`` is applied to an unfiltered search's
+        results instead, where they hold k allowed ids: skipping a vector saves little of a
+        scan (the lists are read whole), so a filtered scan of more lists costs more."""
+        if len(allowed) >= POST_FILTER_SHARE * self.ntotal:
+            found = self._post_filtered(queries, k, allowed, nprobe)
+            if found is not None:
+                return found
         closeness, ranked = self._ranked_lists(queries)
         nprobe = min(self._filtered_probe(ranked, allowed, nprobe), self.nlist)
         selector, _bitmap = _selector(allowed, self.ntotal)  # must outlive the search
@@ -155,6 +171,22 @@ class IVFIndex(VectorIndex):
         if (ids < 0).any() and nprobe < self.nlist:  # too few allowed in those lists: all
             scores, ids = self._preassigned(queries, k, ranked, closeness, selector)
         return scores, ids
+
+    def _post_filtered(
+        self, queries: np.ndarray, k: int, allowed: IdSubset, nprobe: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The k best allowed ids among an unfiltered search's best ``2 k / share + 16``, or
+        None where a query's results hold fewer than k of them. Exact for the lists scanned:
+        an allowed vector scoring above the k-th one found would have been among them."""
+        faiss = import_faiss()
+        fetch = min(self.ntotal, math.ceil(2 * k * self.ntotal / len(allowed)) + 16)
+        params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.nlist))
+        scores, ids = self._index.search(queries, fetch, params=params)
+        kept = allowed.contains(ids) & (ids >= 0)
+        if (kept.sum(axis=1) < k).any():
+            return None
+        rows = np.argsort(~kept, axis=1, kind="stable")[:, :k]  # the first k kept, in order
+        return np.take_along_axis(scores, rows, axis=1), np.take_along_axis(ids, rows, axis=1)
 
     def _ranked_lists(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per query, every list's centroid score and the lists by it, best first."""
@@ -193,7 +225,7 @@ class IVFIndex(VectorIndex):
         )
         return scores, ids
 
-    def _filtered_probe(self, ranked: np.ndarray, allowed: np.ndarray, nprobe: int) -> int:
+    def _filtered_probe(self, ranked: np.ndarray, allowed: IdSubset, nprobe: int) -> int:
         """How many lists a search restricted to ``allowed`` scans, where an unrestricted one
         scans ``nprobe``; ``ranked`` holds every list per query, best first.
 
@@ -213,7 +245,7 @@ class IVFIndex(VectorIndex):
             return math.ceil(nprobe / share)
         # Each list's allowed vectors, counted on a sample of at most ~16k of them (what
         # matters are sums over hundreds of lists); the sample's share scales the target.
-        sample = allowed[:: max(1, len(allowed) >> 14)]
+        sample = allowed.sample(1 << 14)
         found = numbers[sample[sample < len(numbers)]]
         counts = np.bincount(found[found >= 0], minlength=self.nlist)
         if not counts.any():
@@ -261,20 +293,19 @@ def _trained_index(dim: int, vectors: np.ndarray) -> Any:
     return index
 
 
-def _selector(allowed: np.ndarray, count: int) -> tuple[Any, np.ndarray | None]:
-    """A FAISS selector for ``allowed`` (sorted, unique ids) and the bitmap it points into.
+def _selector(allowed: IdSubset, count: int) -> tuple[Any, np.ndarray | None]:
+    """A FAISS selector for ``allowed`` and the bitmap it points into.
 
     A bitmap indexed by id: one bit test per scanned vector, where FAISS's IDSelectorBatch (a
     hash set) made filtered searches much slower than unfiltered ones (docs/benchmarks.md,
     section "FAISS threads and the BLAS threshold"). Catalog ids grow from 1, so the bitmap is
     ~count/8 bytes; absurdly large ids fall back to the set."""
     faiss = import_faiss()
-    size = int(allowed[-1]) + 1 if len(allowed) else 0
+    size = allowed.largest() + 1
     if size > 64 * max(count, len(allowed)) + (1 << 20):
-        return faiss.IDSelectorBatch(allowed), None
-    member = np.zeros(size, bool)
-    member[allowed] = True
-    bitmap = np.packbits(member, bitorder="little")  # id i: bit i & 7 of byte i >> 3
+        return faiss.IDSelectorBatch(allowed.ids), None
+    # id i: bit i & 7 of byte i >> 3
+    bitmap = np.packbits(allowed.member_mask(size), bitorder="little")
     return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: bytes
 
 

@@ -53,6 +53,7 @@ class Hit(ImageOut):
 
     rank: int
     score: float
+    offline: bool = Field(False, description="on a drive missing at the last index run")
 
 
 class Cutoff(BaseModel):
@@ -140,7 +141,8 @@ def _image_fields(image: SearchHit | IndexedImage, prefix: str) -> dict:
 
 
 def hit_out(hit: SearchHit, prefix: str) -> Hit:
-    return Hit(rank=hit.rank, score=round(hit.score, 6), **_image_fields(hit, prefix))
+    fields = _image_fields(hit, prefix)
+    return Hit(rank=hit.rank, score=round(hit.score, 6), offline=hit.offline, **fields)
 
 
 def page_out(results: SearchResults, offset: int, limit: int, prefix: str) -> SearchResponse:

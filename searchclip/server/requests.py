@@ -57,6 +57,7 @@ class SearchRequest(BaseModel):
     has_gps: bool | None = None
     near: str | None = Field(None, description="LAT,LON in degrees (with within)")
     within: float | None = Field(None, gt=0, le=20_100, description="kilometres from near")
+    include_offline: bool = Field(False, description="also images on drives found missing")
 
     @classmethod
     def from_json(cls, body: bytes) -> SearchRequest:
@@ -86,6 +87,7 @@ class SearchRequest(BaseModel):
             has_gps=self.has_gps,
             near=self.near,
             within_km=self.within,
+            include_offline=self.include_offline,
             flag="",
         )
         terms = self._terms(image)
