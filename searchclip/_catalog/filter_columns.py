@@ -173,7 +173,8 @@ def _load_location(connection: Connection, ids: np.ndarray) -> Located:
     rows_of = _rows_of(ids, flat[:, 0].astype(np.int64))
     longitude = flat[:, 2].copy()
     longitude[np.isinf(longitude)] = np.nan
-    return Located(_read_only(rows_of), _read_only(flat[:, 1].copy()), _read_only(longitude))
+    latitude = _read_only(flat[:, 1].copy())
+    return Located(_read_only(rows_of), latitude, _read_only(longitude), len(ids))
 
 
 def _grouped(sql: str, value: Callable[[tuple], str | None]) -> Callable:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,11 +35,21 @@ class Coded:
 
 @dataclass(frozen=True)
 class Located:
-    """The rows with a GPS position (a latitude), and their latitude and longitude."""
+    """The rows with a GPS position (a latitude), and their latitude and longitude, of a
+    snapshot of ``count`` rows."""
 
     rows: np.ndarray
     latitude: np.ndarray
     longitude: np.ndarray  # NaN where only the latitude is known
+    count: int
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """A bool per row of the snapshot: has a position (made once, for "has GPS")."""
+        mask = np.zeros(self.count, bool)
+        mask[self.rows] = True
+        mask.flags.writeable = False
+        return mask
 
 
 def groups_needed(where: PhotoFilter) -> set[str]:
@@ -81,8 +92,7 @@ def matching_rows(where: PhotoFilter, groups: dict, count: int) -> np.ndarray:
         wanted = tuple(folder.rstrip("/") + "/" for folder in where.folder_paths)
         keep &= groups["folder"].rows_where(lambda folder: with_slash(folder).startswith(wanted))
     if where.has_location is not None:
-        located = np.zeros(count, bool)
-        located[groups["location"].rows] = True
+        located = groups["location"].mask
         keep &= located if where.has_location else ~located
     if where.near is not None:
         keep &= _near(groups["location"], where.near, where.within_km, count)
