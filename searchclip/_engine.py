@@ -28,6 +28,7 @@ from searchclip._encoder_session import EncoderSession, IndexImageEncoding
 from searchclip._encoders import DEFAULT_MODEL, Encoder, resolve_model_name
 from searchclip._engine_images import ImageMethods
 from searchclip._engine_search import SearchMethods
+from searchclip._engine_xmp import XmpMethods
 from searchclip._errors import (
     InvalidArgumentError,
     ModelMismatchError,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # checked against torch when a model loads
 
 
-class SearchEngine(SearchMethods, ImageMethods):
+class SearchEngine(SearchMethods, ImageMethods, XmpMethods):
     """One index directory, opened for indexing and searching.
 
     >>> with SearchEngine("indexes/photos") as engine:           # doctest: +SKIP

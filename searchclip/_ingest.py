@@ -32,6 +32,7 @@ from searchclip._errors import (
 )
 from searchclip._results import FailedFile, IndexProgress, IndexReport, PhotoMetadata
 from searchclip._volumes import VolumeCheck, is_under, offline_roots
+from searchclip._xmp import refresh_keywords
 
 
 class ImageEncoding(Protocol):
@@ -359,6 +360,7 @@ def index_path(
             pool.shutdown(wait=True, cancel_futures=True)
     run.flush()
     run.sweep(root)
+    refresh_keywords(catalog, root, [stat.path for stat, _ in todo])  # people's own keywords
     return IndexReport(
         **run.counts,
         failed=len(run.failures),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from searchclip import _relevance as relevance
+from searchclip._errors import InvalidArgumentError
 from searchclip._query_scoring import EncodedQuery, penalised_scores
 from searchclip._results import SearchHit, SearchResults
 
@@ -134,13 +135,12 @@ class Searcher:
         """The ``k`` images tagged ``label`` (and every one of ``tags``, and none of
         ``not_tags``), by their score for ``label``, best first."""
         offline_too, where = _split_offline(where)
-        tagger = self._tagger()
-        scored = tagger.files_with(label)
+        scored = self._scored_with(label)
         for other in tags:
-            keep = tagger.files_with(other)
+            keep = self._scored_with(other)
             scored = {file_id: s for file_id, s in scored.items() if file_id in keep}
         for other in not_tags:
-            for file_id in tagger.files_with(other):
+            for file_id in self._scored_with(other):
                 scored.pop(file_id, None)
         if where is not None:
             keep = set(self._catalog.ids_matching(where).tolist())
@@ -179,8 +179,21 @@ class Searcher:
         return allowed
 
     def _ids_tagged(self, label: str) -> np.ndarray:
-        found = self._tagger().files_with(label)
+        found = self._scored_with(label)
         return np.fromiter(found, dtype=np.int64, count=len(found))
+
+    def _scored_with(self, label: str) -> dict[int, float]:
+        """file id → score of the files tagged ``label``, or with it as a keyword of their own
+        (any case), which scores 1.0: someone said so. A label that is neither a known tag nor
+        anyone's keyword is an error."""
+        keyworded = self._catalog.keywords.ids_with(label)
+        try:
+            found = self._tagger().files_with(label)
+        except InvalidArgumentError:  # no vocabulary tagged here has this label
+            if not len(keyworded):
+                raise
+            found = {}
+        return {**found, **dict.fromkeys(keyworded.tolist(), 1.0)}
 
     def hits(
         self,

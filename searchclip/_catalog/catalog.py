@@ -18,6 +18,7 @@ from sqlalchemy import update as sql_update
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
 from searchclip._catalog.filter_columns import FilterColumns, bump_files_generation
+from searchclip._catalog.keywords import KeywordStore
 from searchclip._catalog.offline import mark_offline, mark_online, offline_folders
 from searchclip._catalog.photo_columns import metadata_from_row, metadata_summary, metadata_values
 from searchclip._catalog.records import (
@@ -47,6 +48,7 @@ class Catalog:
         self._engine = engine
         self.path = path
         self.tags = TagStore(engine)
+        self.keywords = KeywordStore(engine)
         self._filter_columns = FilterColumns(engine)
 
     @classmethod

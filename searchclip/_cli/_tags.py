@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from searchclip._cli._common import DeviceOption, IndexOption, open_engine
+from searchclip._cli._xmp import DryRunOption, RootOption, SidecarOption, show_report
 
 
 def tag(
@@ -28,14 +29,27 @@ def tag(
         bool, typer.Option("--json", help="The run's figures as one JSON object.")
     ] = False,
     device: DeviceOption = "auto",
+    write_xmp: Annotated[
+        bool, typer.Option("--write-xmp", help="Then write the tags into XMP sidecars.")
+    ] = False,
+    sidecar: SidecarOption = "darktable",
+    root: RootOption = "searchclip",
+    dry_run: DryRunOption = False,
 ) -> None:
     """Tag every indexed image not yet tagged with a label vocabulary (zero-shot CLIP).
 
     Images get their --top-k best labels, or with --threshold every label that passes it, or,
     after `searchclip calibrate`, every label that passes its own calibrated threshold.
+    --write-xmp then writes them into XMP sidecars, as `searchclip xmp` does.
     """
+    if not write_xmp and (dry_run or sidecar != "darktable" or root != "searchclip"):
+        raise typer.BadParameter("--sidecar, --root and --dry-run go with --write-xmp")
     with open_engine(index, create=False, device=device) as engine:
         report = engine.tag(vocab, top_k=top_k, threshold=threshold)
+        if write_xmp:
+            written = engine.write_xmp(vocab, sidecar=sidecar, root=root, dry_run=dry_run)
+    if write_xmp:
+        show_report(written, err=as_json)  # stdout stays one JSON object with --json
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(report)))
         return
@@ -53,11 +67,15 @@ def tags(
         bool, typer.Option("--json", help="One JSON object per tag: label, score, vocabulary.")
     ] = False,
 ) -> None:
-    """Show the stored tags of one image, best score first."""
+    """Show the stored tags of one image, best score first, then the keywords people gave it
+    (read from its XMP sidecar and embedded XMP/IPTC; not with --json)."""
     with open_engine(index, create=False) as engine:
         found = engine.tags(path)
+        keywords = [] if as_json else engine.keywords(path)
     for item in found:
         if as_json:
             typer.echo(json.dumps(dataclasses.asdict(item)))
         else:
             typer.echo(f"{item.score:.4f}  {item.label}  ({item.vocabulary})")
+    for keyword in keywords:
+        typer.echo(f"keyword  {keyword.keyword}  ({keyword.source})")
