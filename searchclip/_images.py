@@ -24,18 +24,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from searchclip import _image_formats as formats
 from searchclip._errors import ImageReadError, InvalidArgumentError
 from searchclip._results import PhotoMetadata
 
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+# HEIF, AVIF and RAW need optional packages (searchclip._image_formats): without them such
+# files are counted as ignored, with the extra to install as the reason.
+IMAGE_SUFFIXES: frozenset[str] = (
+    frozenset(
+        {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+    )
+    | formats.PLUGIN_SUFFIXES
 )
 # Photo formats people keep beside their JPEGs that searchclip does not read (yet): such files
 # are counted as ignored, so that they do not vanish from a run's summary without a word.
-UNREAD_IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf"}
-    | {".rw2", ".pef", ".srw", ".svg", ".psd"}
-)
+UNREAD_IMAGE_SUFFIXES: frozenset[str] = frozenset({".jxl", ".svg", ".psd"})
 DEFAULT_MAX_PIXELS: int = 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own hard limit, ~179 MP
 DEFAULT_MAX_FILE_BYTES: int = 512 * 2**20
 # What the indexer's decode workers may decode at once, in pixels, shared among them. Decoding
@@ -93,7 +96,8 @@ def is_image_name(name: str) -> bool:
     """True for a visible file name with an image suffix (hidden and macOS ``._x`` excluded)."""
     if name.startswith("."):  # also covers the "._x" AppleDouble files macOS leaves behind
         return False
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in IMAGE_SUFFIXES and formats.missing_extra_for_suffix(suffix) is None
 
 
 def ignored_reason(name: str) -> str | None:
@@ -106,7 +110,7 @@ def ignored_reason(name: str) -> str | None:
         return "hidden"
     if suffix in UNREAD_IMAGE_SUFFIXES:
         return f"{suffix}: format not read yet"
-    return None
+    return formats.missing_extra_for_suffix(suffix)  # e.g. HEIF without pillow-heif
 
 
 def scan(root: str | os.PathLike[str]) -> ScanResult:
@@ -126,9 +130,10 @@ def scan(root: str | os.PathLike[str]) -> ScanResult:
     if not os.path.isdir(top):
         # An explicitly named file only needs an image suffix to be a candidate.
         suffix = os.path.splitext(top)[1].lower()
-        candidates = [top] if suffix in IMAGE_SUFFIXES else []
-        if suffix in UNREAD_IMAGE_SUFFIXES:
-            ignored.append((top, f"{suffix}: format not read yet"))
+        reason = ignored_reason("x" + suffix)
+        candidates = [top] if suffix in IMAGE_SUFFIXES and reason is None else []
+        if reason is not None:
+            ignored.append((top, reason))
     else:
         candidates = []
 
@@ -234,11 +239,20 @@ def decode_image(
     then reduced right after decoding (by an integer factor, box filter), before any
     conversion or copy, to the smallest size whose short side is still >= ``min_side``: the
     model resizes to that anyway. ``width`` and ``height`` stay the full-resolution size.
+    HEIF needs pillow-heif and RAW rawpy (searchclip._image_formats); RAW is read from its
+    embedded preview when that covers ``min_side``, else demosaiced at half size.
     """
+    family = formats.prepare_open(data)
+    if family == "RAW":
+        limits = {"max_pixels": max_pixels, "decode_pixels": decode_pixels}
+        return formats.decode_raw(
+            data, min_side=min_side, max_aspect=max_aspect, reduce=reduce, **limits
+        )
     try:
         img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image (unrecognised format)") from None
+    except UnidentifiedImageError:  # a HEIF or AVIF container its decoder cannot parse
+        unknown = "not an image (unrecognised format)"
+        raise ImageReadError(f"truncated or corrupt {family} data" if family else unknown) from None
     except Image.DecompressionBombError:  # above Pillow's own limit, which hides the size
         raise ImageReadError(
             f"image too large: exceeds Pillow's limit of {DEFAULT_MAX_PIXELS / 1e6:.4g} "
@@ -277,9 +291,13 @@ def decode_image(
 def read_metadata(data: bytes, mtime_ns: int) -> PhotoMetadata:
     """What the EXIF and header of the file ``data`` say (no pixel is decoded); a file Pillow
     cannot open still gets its mtime as the time taken."""
-    from searchclip._photo_metadata import read_photo_metadata
+    from searchclip._photo_metadata import metadata_from_exif, read_photo_metadata
 
     try:
+        if formats.prepare_open(data) == "RAW":
+            return metadata_from_exif(
+                formats.raw_exif(data), formats.raw_format_name(data), mtime_ns
+            )
         with Image.open(io.BytesIO(data)) as img:
             return read_photo_metadata(img, mtime_ns)
     except Exception:  # the decode that follows reports what is wrong with the file

@@ -45,7 +45,27 @@ def read_photo_metadata(img: Image.Image, mtime_ns: int | None) -> PhotoMetadata
 
     ``mtime_ns`` is the file's mtime, the time taken when the EXIF gives no usable date.
     """
-    ifd0, exif_ifd, gps_ifd = _exif_directories(img)
+    return _metadata(*_exif_directories(img), getattr(img, "format", None), mtime_ns)
+
+
+def metadata_from_exif(
+    exif: Image.Exif | None, format_name: str | None, mtime_ns: int | None
+) -> PhotoMetadata:
+    """:func:`read_photo_metadata` for EXIF read apart from Pillow's opening of the file (a
+    RAW's TIFF structure); ``format_name`` is the file's format ("DNG", "CR2"...)."""
+    if exif is None:
+        return _metadata({}, {}, {}, format_name, mtime_ns)
+    gps = _sub_directory(exif, ExifTags.IFD.GPSInfo)
+    return _metadata(exif, _sub_directory(exif, ExifTags.IFD.Exif), gps, format_name, mtime_ns)
+
+
+def _metadata(
+    ifd0: Any,
+    exif_ifd: dict[int, Any],
+    gps_ifd: dict[int, Any],
+    format_name: str | None,
+    mtime_ns: int | None,
+) -> PhotoMetadata:
     taken_at, offset = _exif_taken_at(ifd0, exif_ifd)
     source = "exif"
     if taken_at is None:
@@ -63,7 +83,7 @@ def read_photo_metadata(img: Image.Image, mtime_ns: int | None) -> PhotoMetadata
         lens=_text(_tag(exif_ifd, ExifTags.Base.LensModel)),
         latitude=latitude,
         longitude=longitude,
-        format=_text(getattr(img, "format", None)),
+        format=_text(format_name),
     )
 
 

@@ -116,8 +116,8 @@ def test_files_left_alone_on_purpose_are_counted(engine, tmp_path):
     write_picture(root / "kept.png", seed=1)
     write_picture(root / ".hidden.png", seed=2)
     write_picture(root / "._kept.png", seed=3)
-    (root / "phone.heic").write_bytes(b"\0" * 64)
-    (root / "raw.CR2").write_bytes(b"\0" * 64)
+    (root / "photo.jxl").write_bytes(b"\0" * 64)
+    (root / "layers.PSD").write_bytes(b"\0" * 64)
     (root / "notes.txt").write_text("not a picture, not ignored")
     write_picture(tmp_path / "outside" / "elsewhere.png", seed=4)
     (root / "folder_link").symlink_to(tmp_path / "outside", target_is_directory=True)
@@ -126,8 +126,8 @@ def test_files_left_alone_on_purpose_are_counted(engine, tmp_path):
     assert dict(report.ignored) == {
         "hidden": 1,
         "macOS ._ metadata": 1,
-        ".heic: format not read yet": 1,
-        ".cr2: format not read yet": 1,
+        ".jxl: format not read yet": 1,
+        ".psd: format not read yet": 1,
         "folder symlink: not followed": 1,
     }
 
@@ -165,13 +165,13 @@ def test_cli_summary_counts_ignored_files(tmp_path, fake_model):
     root = tmp_path / "mixed"
     write_picture(root / "kept.png", seed=1)
     write_picture(root / ".hidden.png", seed=2)
-    (root / "phone.heic").write_bytes(b"\0" * 64)
+    (root / "photo.jxl").write_bytes(b"\0" * 64)
     result = CliRunner().invoke(
         app, ["index", str(root), "--index", str(tmp_path / "index"), "--model", fake_model]
     )
     assert result.exit_code == 0, result.stderr
-    assert "2 ignored (1 hidden, 1 .heic: format not read yet)" in result.stdout
+    assert "2 ignored (1 hidden, 1 .jxl: format not read yet)" in result.stdout
     only_heic = CliRunner().invoke(
-        app, ["index", str(root / "phone.heic"), "--index", str(tmp_path / "index")]
+        app, ["index", str(root / "photo.jxl"), "--index", str(tmp_path / "index")]
     )
     assert "1 ignored" in only_heic.stdout and "nothing to encode;" not in only_heic.stdout
