@@ -5,6 +5,12 @@ The public API is what this module exports (``__all__``); every other module is 
 only when an index is searched.
 """
 
+from searchclip._duplicates import (
+    DuplicateGroup,
+    DuplicateImage,
+    DuplicateReport,
+    DuplicateThreshold,
+)
 from searchclip._encoders import DEFAULT_MODEL, Encoder, load_encoder
 from searchclip._engine import SearchEngine
 from searchclip._errors import (
@@ -61,6 +67,10 @@ __all__ = [
     "CatalogError",
     "CheckProblem",
     "CheckReport",
+    "DuplicateGroup",
+    "DuplicateImage",
+    "DuplicateReport",
+    "DuplicateThreshold",
     "EmptyIndexError",
     "Encoder",
     "FailedFile",

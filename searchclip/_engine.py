@@ -26,6 +26,7 @@ from searchclip._catalog import Catalog, IndexState, ModelRecord
 from searchclip._catalog.integrity import raise_if_damaged
 from searchclip._encoder_session import EncoderSession, IndexImageEncoding
 from searchclip._encoders import DEFAULT_MODEL, Encoder, resolve_model_name
+from searchclip._engine_duplicates import DuplicateMethods
 from searchclip._engine_images import ImageMethods
 from searchclip._engine_search import SearchMethods
 from searchclip._engine_xmp import XmpMethods
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # checked against torch when a model loads
 
 
-class SearchEngine(SearchMethods, ImageMethods, XmpMethods):
+class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
     """One index directory, opened for indexing and searching.
 
     >>> with SearchEngine("indexes/photos") as engine:           # doctest: +SKIP

@@ -30,6 +30,7 @@ from searchclip._errors import (
     InvalidArgumentError,
     WholeFileSystemError,
 )
+from searchclip._perceptual_hash import perceptual_hash
 from searchclip._results import FailedFile, IndexProgress, IndexReport, PhotoMetadata
 from searchclip._volumes import VolumeCheck, is_under, offline_roots
 from searchclip._xmp import refresh_keywords
@@ -121,6 +122,7 @@ class _Prepared:
     height: int = 0
     error: str | None = None
     metadata: PhotoMetadata | None = None
+    perceptual_hash: int | None = None
 
 
 class _Run:
@@ -206,12 +208,15 @@ class _Run:
         try:  # stops the run
             decoded = images.decode_image(data, min_side=image_size, **self.options.decode_limits())
             pixels = self.encoding.preprocess(decoded.image)
+            picture_hash = perceptual_hash(decoded.image)  # for near-duplicate reports
         except ImageReadError as exc:
             return _Prepared(stat, record, digest, error=exc.reason)
         except Exception as exc:  # one odd file (MemoryError included) must never end the run
             return _Prepared(stat, record, digest, error=f"cannot decode: {exc!r}"[:300])
         size = (decoded.width, decoded.height)
-        return _Prepared(stat, record, digest, pixels, *size, metadata=metadata)
+        return _Prepared(
+            stat, record, digest, pixels, *size, metadata=metadata, perceptual_hash=picture_hash
+        )
 
     # --- main thread ---------------------------------------------------------------------------
 
@@ -282,6 +287,7 @@ class _Run:
             item.width,
             item.height,
             item.metadata,
+            item.perceptual_hash,
         )
         self.to_encode.append((entry, item.pixels, kind))
 
@@ -420,6 +426,7 @@ def _entry(
         like.width,
         like.height,
         metadata,
+        like.perceptual_hash,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import update as sql_update
 
 from searchclip._catalog import schema
 from searchclip._catalog.connection import open_database
+from searchclip._catalog.duplicate_rows import DuplicateRows
 from searchclip._catalog.filter_columns import FilterColumns, bump_files_generation
 from searchclip._catalog.keywords import KeywordStore
 from searchclip._catalog.offline import mark_offline, mark_online, offline_folders
@@ -49,6 +50,7 @@ class Catalog:
         self.path = path
         self.tags = TagStore(engine)
         self.keywords = KeywordStore(engine)
+        self.duplicate_rows = DuplicateRows(engine)  # near-duplicate reports' reads and writes
         self._filter_columns = FilterColumns(engine)
 
     @classmethod
@@ -331,6 +333,7 @@ def _entry_values(entry: FileEntry) -> dict:
         "width": entry.width,
         "height": entry.height,
         **metadata_values(entry.path, entry.metadata),
+        "perceptual_hash": entry.perceptual_hash,
         "offline_since": None,  # a file the indexer has just seen is online
     }
 
@@ -385,6 +388,7 @@ def _file_record(row) -> FileRecord:
         width=row.width,
         height=row.height,
         metadata=metadata_from_row(row),
+        perceptual_hash=row.perceptual_hash,
         id=row.id,
         offline_since=row.offline_since,
     )

@@ -40,6 +40,7 @@ class FileEntry:
     width: int
     height: int
     metadata: PhotoMetadata | None = None  # None: not read yet (kept as stored on update)
+    perceptual_hash: int | None = None  # of the decoded picture; None: not computed yet
 
 
 @dataclass(frozen=True)

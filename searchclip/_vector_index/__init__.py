@@ -15,7 +15,8 @@ This package is the one place the rest of searchclip (and benchmarks/) imports f
 - ``faiss_setup``: importing faiss, its BLAS threshold, one OpenMP thread per single query;
 - ``exact``: ``FlatIndex`` (FAISS) and ``NumpyIndex`` (the reference), ``top_k_inner_product``;
 - ``ivf``: ``IVFIndex``, for large collections;
-- ``choice``: which index a collection's size gets, and reading any index file.
+- ``choice``: which index a collection's size gets, and reading any index file;
+- ``neighbours``: self-joins, the close pairs within one collection (near-duplicates).
 """
 
 from searchclip._vector_index.choice import (
@@ -35,11 +36,13 @@ from searchclip._vector_index.faiss_setup import (
 from searchclip._vector_index.files import FileHeader, VectorIndexFileError
 from searchclip._vector_index.index import VectorIndex
 from searchclip._vector_index.ivf import IVFIndex
+from searchclip._vector_index.neighbours import EXACT_SELF_JOIN_MAX, hamming_pairs, similar_pairs
 
 __all__ = [
     "BLAS_MIN_QUERIES",
     "BLAS_THRESHOLD",
     "EXACT_MAX_VECTORS",
+    "EXACT_SELF_JOIN_MAX",
     "FileHeader",
     "FlatIndex",
     "IVFIndex",
@@ -48,9 +51,11 @@ __all__ = [
     "VectorIndexFileError",
     "build_flat_index",
     "build_index",
+    "hamming_pairs",
     "import_faiss",
     "index_type_for",
     "load_index",
     "one_openmp_thread",
+    "similar_pairs",
     "top_k_inner_product",
 ]
