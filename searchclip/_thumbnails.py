@@ -22,13 +22,11 @@ from anything a request sends.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import io
 import math
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +35,7 @@ from pathlib import Path
 
 from PIL import Image, features
 
+from searchclip._atomic_files import atomic_write
 from searchclip._catalog import FileRecord
 from searchclip._errors import FileError, ImageReadError, InvalidArgumentError
 from searchclip._images import (
@@ -282,20 +281,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
     The folder is not fsynced: a rename lost in a crash loses one cache entry, made again
     on the next request, while a renamed file is always complete."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: f.write(data), sync_folder=False)
     except OSError as err:
         reason = (err.strerror or str(err)).lower()
         raise FileError(f"cannot write the thumbnail {path}: {reason}", path=path) from None

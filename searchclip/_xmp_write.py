@@ -18,13 +18,11 @@ old sidecar or the new one, never half of one. The image file is never opened fo
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from searchclip._atomic_files import atomic_write
 from searchclip._errors import InvalidArgumentError, MissingExtraError
 from searchclip._xmp import (
     DC_NS,
@@ -185,22 +183,7 @@ def _write(xmp, sidecar, plan: _Plan, exists: bool) -> None:
     # A sidecar holds one packet and nothing else: no xpacket wrapper, no padding
     # (what darktable, digiKam and Lightroom write).
     data = meta.serialize_to_str(omit_packet_wrapper=True).encode("utf-8")
-    folder = os.path.dirname(sidecar) or "."
-    temporary = os.path.join(folder, f".{os.path.basename(sidecar)}.{secrets.token_hex(4)}.tmp")
-    # 0o666 less the umask for a new sidecar, like any file the user's tools create
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        if exists:
-            shutil.copymode(sidecar, temporary)
-        os.replace(temporary, sidecar)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    atomic_write(sidecar, lambda out: out.write(data), sync_folder=False, keep_mode=exists)
 
 
 def _load_toolkit():

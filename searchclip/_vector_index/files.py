@@ -1,13 +1,9 @@
-"""The index files' format and their safe writing: a header, reads that fail cleanly, and
-atomic replacement (temp file, fsync, rename, fsync of the directory)."""
+"""The index files' format: a header, and reads that fail cleanly (writes: _atomic_files)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -59,41 +55,3 @@ def read_file(path: str | os.PathLike[str], *, check_only: bool = False) -> byte
             return b"" if check_only else f.read()
     except OSError as err:
         raise VectorIndexFileError(f"cannot read {os.fspath(path)}: {err.strerror}") from None
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Temp file in the same directory, ``write`` into it, fsync, rename over ``path``, fsync
-    the directory.
-
-    A crash at any point leaves ``path`` either untouched or complete; the temp file is
-    created with ``os.open`` (mode 0o666 minus the umask), unlike mkstemp's private 0o600.
-    ``write`` streams into the file, so a large index is never copied whole into memory.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; some platforms (Windows) cannot open a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -8,9 +8,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from searchclip._atomic_files import atomic_write
 from searchclip._id_subset import IdSubset
 from searchclip._vector_index.faiss_setup import one_openmp_thread
-from searchclip._vector_index.files import atomic_write
 
 
 class VectorIndex(ABC):
