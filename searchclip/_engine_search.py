@@ -16,7 +16,7 @@ import numpy as np
 from searchclip._errors import EmptyIndexError, ImageNotFoundError
 from searchclip._query import Query, QueryInput, Term, check_cap
 from searchclip._query_scoring import EncodedQuery, checked_vector, encode_query
-from searchclip._relevance import BACKGROUND_CAPTIONS
+from searchclip._relevance import BACKGROUND_CAPTIONS, query_match_probability
 from searchclip._results import SearchResults
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class SearchMethods:
         encoded = encode_query(query, texts, self.encoder, lambda ids: self._vectors_of(ids, state))
         background = (lambda: texts().encode_texts(BACKGROUND_CAPTIONS)) if relevant else None
         filters = {"where": where, "min_score": min_score, "background": background}
+        probability = query_match_probability(query, texts) if relevant else None
+        filters["probability"] = probability  # a sigmoid model's cut-off (see _relevance)
         return self._searcher.nearest(state, encoded, k, tags, not_tags, **filters)
 
     def search_image(

@@ -14,13 +14,27 @@ photo (``BACKGROUND_CAPTIONS``, scored by the same model on the same sample: the
 background model); otherwise nothing stands out, which the result says instead of returning an
 arbitrary tail. With a random-weight model every query looks like the background.
 docs/query-scoring.md has the measured precision and recall.
+
+A sigmoid-trained model (SigLIP) needs none of this: it was trained to read
+``sigmoid(scale * cosine + bias)`` as the probability that a text describes an image, so for a
+query whose positive terms are all texts the cut-off is the cosine where that probability is
+``MATCH_PROBABILITY`` (one half: the model's own "more likely a match than not"), found
+without a sample or background captions (:func:`probability_cutoff`). The scale and bias are
+the encoder's ``match_probability`` (the torch encoder reads them from the model, the
+torch-free one from its export's sidecar).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from searchclip._encoders.base import MatchProbability
+    from searchclip._query import Query
 
 # Captions of no photo at all (nonsense and abstract phrases), so that in any collection
 # they describe nothing: whatever split their scores show is what chance gives.
@@ -44,17 +58,21 @@ BACKGROUND_CAPTIONS = (
 )
 _BINS = 64
 _MIN_CLASS = 16  # a smaller class splits off by chance as often as a real one (measured)
+MATCH_PROBABILITY = 0.5  # a sigmoid model's hits: more likely a match than not
 
 
 @dataclass(frozen=True)
 class RelevanceCutoff:
     """How ``relevant=True`` chose: ``min_score`` (None when nothing stands out, and no image
     is returned), the separation of the query's highest score class from the rest (in standard
-    deviations of the rest), and the largest separation a background caption reached."""
+    deviations of the rest), and the largest separation a background caption reached. For a
+    sigmoid model, ``probability`` is the match probability ``min_score`` stands for (and the
+    separations are 0: no split was made); else None."""
 
     min_score: float | None
     separation: float
     background_separation: float
+    probability: float | None = None
 
     @property
     def stands_out(self) -> bool:
@@ -111,3 +129,22 @@ def cutoff(sample_scores: np.ndarray, background_separation: float) -> Relevance
     threshold, separation = max(splits, key=lambda split: split[1])
     stands_out = separation > background_separation
     return RelevanceCutoff(threshold if stands_out else None, separation, background_separation)
+
+
+def probability_cutoff(
+    match: MatchProbability, probability: float = MATCH_PROBABILITY
+) -> RelevanceCutoff:
+    """The cut-off of a sigmoid model: the score at which its match probability is
+    ``probability``."""
+    return RelevanceCutoff(match.cosine_at(probability), 0.0, 0.0, probability)
+
+
+def query_match_probability(
+    query: Query, text_encoder: Callable[[], object]
+) -> MatchProbability | None:
+    """The text encoder's match probability, if its model is sigmoid-trained and the query's
+    positive terms are all texts (the probability is that of a text describing an image; an
+    image term's similarity has no such reading). None otherwise: the split above decides."""
+    if not all(term.text is not None for term in query.positives):
+        return None
+    return getattr(text_encoder(), "match_probability", None)

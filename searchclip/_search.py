@@ -22,6 +22,7 @@ SAMPLE_SIZE = 4096  # enough for a mean and a spread to two digits
 
 if TYPE_CHECKING:
     from searchclip._catalog import Catalog, FileRecord, IndexState
+    from searchclip._encoders.base import MatchProbability
     from searchclip._filters import PhotoFilter
     from searchclip._id_subset import IdSubset
     from searchclip._relevance import RelevanceCutoff
@@ -54,11 +55,13 @@ class Searcher:
         where: PhotoFilter | None = None,
         min_score: float | None = None,
         background: Callable[[], np.ndarray] | None = None,
+        probability: MatchProbability | None = None,
     ) -> SearchResults:
         """The ``k`` images (``None``: every one) scoring highest for ``query`` (at least
         ``min_score`` if given) that pass the filters and still exist on disk. With
         ``background`` (the vectors of the background captions, made on demand) the minimum
-        score is the relevance cut-off of :mod:`searchclip._relevance`.
+        score is the relevance cut-off of :mod:`searchclip._relevance`; with ``probability`` too
+        (a sigmoid model's, for a text query) it is that model's match probability cut-off.
 
         Candidates come from the index by their positive score, in growing batches. A negative
         term's penalty only lowers a score, so once the k-th result scores at least the lowest
@@ -73,7 +76,10 @@ class Searcher:
         wanted = available if k is None else k
         cut = None
         if background is not None:
-            cut = self._relevance(state, index, query, background)
+            if probability is not None:
+                cut = relevance.probability_cutoff(probability)
+            else:
+                cut = self._relevance(state, index, query, background)
             if not cut.stands_out:
                 return SearchResults(cutoff=cut)
             min_score = cut.min_score

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import searchclip  # noqa: F401  (its torchvision import hook, before any test imports transformers)
+
 FAKE_DIM = 32  # the fake model's vector length: not the tiny CLIP's, so a mix-up shows
 
 _SESSION_CACHE = tempfile.mkdtemp(prefix="searchclip-test-cache-")

@@ -1,64 +1,33 @@
 """Build a tiny, randomly initialised CLIP model directory for tests.
 
 Everything is made here, offline: a CLIP-format BPE tokenizer (byte-level vocab plus a few
-merges), a small ``CLIPConfig`` and a ``CLIPImageProcessorPil`` for 32x32 inputs. The result
+merges: searchclip.training.random_tokenizers), a small ``CLIPConfig`` and a
+``CLIPImageProcessorPil`` for 32x32 inputs. Models of the other families:
+searchclip.training.random_models. The result
 loads through the same public route as a user's ``--model PATH``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
-from searchclip.training.tokenizer import bytes_to_unicode
+from searchclip.training.random_models import CLIP_MEAN, CLIP_STD
+from searchclip.training.random_tokenizers import CLIP_BOS as BOS
+from searchclip.training.random_tokenizers import CLIP_EOS as EOS
+from searchclip.training.random_tokenizers import CLIP_MERGES as MERGES
+from searchclip.training.random_tokenizers import clip_tokenizer
+from searchclip.training.random_tokenizers import clip_vocab as tiny_vocab
 
-BOS = "<|startoftext|>"
-EOS = "<|endoftext|>"
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
-# A handful of merges for common English letter pairs, in CLIP's "left right" format.
-MERGES = [
-    ("t", "h"),
-    ("th", "e</w>"),
-    ("i", "n"),
-    ("e", "r</w>"),
-    ("a", "n"),
-    ("o", "n</w>"),
-    ("o", "f</w>"),
-    ("p", "h"),
-    ("o", "t"),
-    ("o", "g</w>"),
-    ("c", "a"),
-    ("r", "e"),
-    ("e", "s</w>"),
-    ("i", "s</w>"),
-    ("a", "t</w>"),
-    ("d", "og</w>"),
-]
-
-
-def tiny_vocab() -> tuple[dict[str, int], list[str]]:
-    """The vocabulary (token -> id) and merge lines of the tiny tokenizer."""
-    symbols = list(bytes_to_unicode().values())
-    tokens = symbols + [symbol + "</w>" for symbol in symbols]
-    tokens += ["".join(pair) for pair in MERGES]
-    tokens += [BOS, EOS]
-    return {token: index for index, token in enumerate(tokens)}, [" ".join(p) for p in MERGES]
+# Re-exported: tests import the tiny tokenizer's parts from here.
+__all__ = ["BOS", "EOS", "MERGES", "tiny_vocab"]
 
 
 def write_tokenizer(directory: Path) -> CLIPTokenizer:
     """Write ``vocab.json`` + ``merges.txt``, load them as a CLIP tokenizer and save it fully."""
-    vocab, merges = tiny_vocab()
-    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", "utf-8")
-    tokenizer = CLIPTokenizer.from_pretrained(directory, model_max_length=77)
-    ids = tokenizer("a photo of a dog")["input_ids"]
-    if ids[0] != tokenizer.bos_token_id or ids[-1] != tokenizer.eos_token_id or len(ids) < 4:
-        raise RuntimeError(f"tiny tokenizer is broken: 'a photo of a dog' -> {ids}")
+    tokenizer = clip_tokenizer(directory, max_length=77)
     tokenizer.save_pretrained(directory)
     return tokenizer
 

@@ -48,6 +48,11 @@ def format_hits(hits: list[SearchHit], *, as_json: bool, paths_only: bool) -> li
 
 def cutoff_note(cutoff: RelevanceCutoff, kept: int) -> str:
     """What --relevant did, for stderr."""
+    if cutoff.probability is not None:  # a sigmoid model's own cut-off
+        return (
+            f"note: --relevant kept the {kept} images the model gives a match probability of at "
+            f"least {cutoff.probability:g} (score >= {cutoff.min_score:.4f})"
+        )
     if cutoff.stands_out:
         return f"note: --relevant kept the {kept} images scoring at least {cutoff.min_score:.4f}"
     return (

@@ -14,6 +14,14 @@ import os
 from pathlib import Path
 
 from searchclip._encoders.base import Encoder, normalize
+from searchclip._encoders.open_clip_files import (
+    is_hub_id,
+    is_open_clip_model,
+    openclip_extra_required,
+)
+from searchclip._encoders.torchvision_compat import install_import_hook
+
+install_import_hook()  # a CUDA torchvision beside the CPU torch would break transformers
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 # The model_type of a fake encoder's directory (searchclip._encoders.fake): loaded without torch.
@@ -35,6 +43,8 @@ def resolve_model_name(model: str) -> str:
     A local directory is recorded as its absolute path, so the same model reached through two
     relative paths is the same model; anything else is taken as a Hugging Face id.
     """
+    if is_hub_id(model):  # OpenCLIP's hf-hub:ORG/NAME: never a path
+        return model
     path = Path(model).expanduser()
     if path.is_dir() or looks_like_path(model):
         return str(path.resolve())
@@ -56,19 +66,25 @@ def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", batch_size: i
     """Load the encoder for ``model``: a Hugging Face id, or a local model directory.
 
     A CLIP-style model loads through torch onto ``device`` (auto, cpu, cuda, cuda:N or mps);
-    a fake encoder's directory (``config.json`` with ``"model_type": "searchclip-fake"``)
-    loads without torch. transformers may draw its progress bar for loading weights on
-    stderr; ``HF_HUB_DISABLE_PROGRESS_BARS=1`` turns it off.
+    an OpenCLIP checkpoint (``hf-hub:ORG/NAME``, or a directory with ``open_clip_config.json``)
+    through OpenCLIP (:mod:`.open_clip`); a fake encoder's directory (``config.json`` with
+    ``"model_type": "searchclip-fake"``) loads without torch. transformers may draw its
+    progress bar for loading weights on stderr; ``HF_HUB_DISABLE_PROGRESS_BARS=1`` turns it off.
 
     Raises:
         ModelLoadError: the model cannot be found, read or used, or ``device`` is unusable.
-        MissingExtraError: the ``clip`` extra (torch, transformers) is not installed.
+        MissingExtraError: the ``clip`` extra (torch, transformers) is not installed, or for an
+            OpenCLIP checkpoint the ``openclip`` extra.
     """
     fake_dir = _fake_model_dir(model)
     if fake_dir is not None:
         from searchclip._encoders.fake import FakeEncoder
 
         return FakeEncoder.load(fake_dir, batch_size=batch_size)
+    if is_open_clip_model(model):  # hf-hub:ORG/NAME, or a directory with open_clip_config.json
+        with openclip_extra_required(resolve_model_name(model)):
+            from searchclip._encoders.open_clip import OpenClipEncoder
+        return OpenClipEncoder.load(model, device=device, batch_size=batch_size)
     from searchclip._encoders.failures import clip_extra_required
 
     with clip_extra_required(resolve_model_name(model)):

@@ -6,8 +6,10 @@ batching, normalisation and sanity checks live here once.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -17,6 +19,25 @@ from searchclip._errors import InvalidArgumentError, ModelLoadError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+
+@dataclass(frozen=True)
+class MatchProbability:
+    """A sigmoid-trained model's (SigLIP's) own reading of a text-image cosine: the probability
+    ``sigmoid(scale * cosine + bias)`` that the text describes the image, with ``scale`` the
+    model's ``exp(logit_scale)`` and ``bias`` its ``logit_bias``. Softmax-trained models (CLIP)
+    have no such calibration: their scores only rank."""
+
+    scale: float
+    bias: float
+
+    def of(self, cosine: float) -> float:
+        """The match probability of ``cosine``."""
+        return 1.0 / (1.0 + math.exp(-(self.scale * cosine + self.bias)))
+
+    def cosine_at(self, probability: float) -> float:
+        """The cosine whose match probability is ``probability`` (0 < probability < 1)."""
+        return (math.log(probability / (1.0 - probability)) - self.bias) / self.scale
 
 
 class Encoder(ABC):
@@ -42,7 +63,8 @@ class Encoder(ABC):
     ``low_image_precisions`` and ``_embed_pixels_at`` (and ``set_image_precision`` if it accepts
     more precisions than those). ``onnx_exportable`` says whether the engine may export its
     towers to ONNX next to an index: True only for an encoder with everything
-    ``onnx_export.ExportableEncoder`` names (the CLIP encoder).
+    ``onnx_export.ExportableEncoder`` names (the CLIP encoder). ``match_probability`` is set
+    for a sigmoid-trained model: the relevance cut-off reads it (:mod:`searchclip._relevance`).
     """
 
     model_id: str
@@ -51,6 +73,7 @@ class Encoder(ABC):
     batch_size: int = 32
     image_precision: str = "fp32"  # see precision.py
     onnx_exportable: ClassVar[bool] = False
+    match_probability: MatchProbability | None = None
     # Where the encoder may keep files derived from its model (the int8 image tower): the
     # engine sets its index directory. None: such files live in a temporary directory.
     artifact_dir: Path | None = None

@@ -1,39 +1,36 @@
-"""The CLIP encoder through torch: encoding images and texts, at fp32, bf16 or int8.
+"""The transformers dual encoder through torch (CLIP and the other families of
+:mod:`.families`): encoding images and texts, at fp32, bf16 or int8.
 
-Loading the model is :mod:`.loading`'s job; the towers are :mod:`.towers`' modules. Imports
-torch and transformers.
+Loading the model is :mod:`.loading`'s job; the towers are :mod:`.towers`' modules; how each
+family differs is :mod:`.families`'. Imports torch and transformers.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import tempfile
 import threading
-from contextlib import suppress
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from searchclip._encoders import export_cache, onnx_export
+from searchclip._encoders import export_cache, families, onnx_export, siglip_tokenizer
 from searchclip._encoders.base import Encoder
 from searchclip._encoders.loading import LoadedModel, load_model
-from searchclip._encoders.onnx_image import (
-    ImageExportInfo,
-    OnnxImageTower,
-    current_int8_export,
-    preprocess_settings,
-)
-from searchclip._encoders.towers import ImageTower, features
+from searchclip._encoders.onnx_image import ImageExportInfo, OnnxImageTower, preprocess_settings
+from searchclip._encoders.onnx_text import TextExportInfo
+from searchclip._encoders.towers import ImageTower, TextTower, eager_on_cpu, features
 from searchclip._errors import InvalidArgumentError, ModelLoadError
 
 IMAGE_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 class ClipEncoder(Encoder):
-    """A CLIP-style model (a family of :mod:`.families`: ``transformers.CLIPModel``, or
+    """A transformers dual encoder (a family of :mod:`.families`: ``CLIPModel``,
+    ``SiglipModel``, ``AltCLIPModel``, ``ChineseCLIPModel``, ``VisionTextDualEncoderModel``, or
     searchclip's convolutional CLIP) with its own tokenizer and image processor.
 
     Threads: encoding may run on several threads at once. The low-precision towers are built
@@ -44,23 +41,23 @@ class ClipEncoder(Encoder):
     onnx_exportable = True
 
     def __init__(self, loaded: LoadedModel, batch_size: int) -> None:
-        processor = loaded.processor
-        crop = processor.crop_size
-        if not processor.do_center_crop or crop.height is None or crop.height != crop.width:
-            raise ModelLoadError(
-                f"the image processor of {loaded.model_id} does not make square crops",
-                model=loaded.model_id,
-            )
         self.model_id = loaded.model_id
         self.model = loaded.model
+        self.family = families.family_of(self.model.config.model_type, self.model_id)
+        self.processor = loaded.processor
+        self.image_size = _square_input_side(loaded.processor, self.model_id)
         self.tokenizer = loaded.tokenizer
-        self.tokenizer.padding_side = "right"  # text pooling reads the first end-of-text token
-        self.processor = processor
+        # CLIP's text pooling reads the first end-of-text token, SigLIP's the last position of
+        # a text padded to the full length: both need the padding on the right.
+        self.tokenizer.padding_side = "right"
+        self.tokenizing = families.text_tokenizing(
+            self.family, self.model.config, self.tokenizer, self.model_id
+        )
+        self.max_text_length = self.tokenizing.max_length
+        self.match_probability = families.match_probability(self.family, self.model)
         self.device = loaded.device
         self.batch_size = batch_size
-        self.dim = int(self.model.config.projection_dim)
-        self.image_size = int(crop.height)
-        self.max_text_length = int(self.model.config.text_config.max_position_embeddings)
+        self.dim = families.embedding_dim(self.model)
         # The directory the model was read from, if any, names the model's ONNX exports in the
         # shared cache (see export_cache.py).
         self.export_key = export_cache.model_key(self.model_id, loaded.source_dir)
@@ -118,12 +115,7 @@ class ClipEncoder(Encoder):
         writable) and loaded."""
         with self._towers_lock:
             if self._int8_tower is None:
-                info = self.int8_export_info()
-                found = current_int8_export(self.artifact_dir, info) if self.artifact_dir else None
-                with suppress(Exception):  # a damaged file is exported again
-                    self._int8_tower = OnnxImageTower(found) if found else None
-                if self._int8_tower is None:
-                    self._int8_tower = self._export_int8_tower(info)
+                self._int8_tower = onnx_export.int8_image_tower(self, self.int8_export_info())
             return self._int8_tower
 
     def int8_export_info(self) -> ImageExportInfo:
@@ -132,42 +124,71 @@ class ClipEncoder(Encoder):
             self.model_id, self.dim, self.image_size, preprocess_settings(self.processor)
         )
 
-    def _export_int8_tower(self, info: ImageExportInfo) -> OnnxImageTower:
-        if self.artifact_dir is not None:
-            with suppress(OSError):  # a read-only index: export for this process only
-                path = onnx_export.export_int8_image_tower(self, self.artifact_dir, info)
-                return OnnxImageTower(path)
-        with tempfile.TemporaryDirectory(prefix="searchclip-int8-") as scratch:
-            # the session holds the whole graph in memory: the file may go
-            return OnnxImageTower(onnx_export.export_int8_image_tower(self, Path(scratch), info))
-
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """``input_ids`` and ``attention_mask`` for ``texts``: padded to the longest, truncated
-        to the model's length."""
+        """The text tower's inputs for ``texts`` (``input_ids``, and ``attention_mask`` unless
+        the family takes none): truncated to the model's length, padded to the longest text
+        or, for a family trained so, to the full length."""
+        tokenizing = self.tokenizing
         with self._tokenizer_lock:
             batch = self.tokenizer(
                 list(texts),
-                padding=True,
+                padding="max_length" if tokenizing.pad_to_max_length else True,
                 truncation=True,
-                max_length=self.max_text_length,
+                max_length=tokenizing.max_length,
                 return_tensors="pt",
             )
-        return {key: batch[key] for key in ("input_ids", "attention_mask")}
+        return {name: batch[name] for name in tokenizing.input_names}
+
+    # The seams of onnx_export.ExportableEncoder: what an export traces, and how.
+
+    def text_tower_module(self) -> torch.nn.Module:
+        return TextTower(self.model, self.tokenizing.input_names)
+
+    def image_tower_module(self) -> torch.nn.Module:
+        return ImageTower.of(self.model)
+
+    def export_mode(self) -> AbstractContextManager:
+        return eager_on_cpu(self.model, self.device)
+
+    def text_export_info(self) -> TextExportInfo:
+        return TextExportInfo.of(self.model_id, self.dim, self.tokenizing, self.match_probability)
 
     def save_tokenizer_json(self, path: Path) -> bool:
         """Write the tokenizer as a ``tokenizer.json`` for the ``tokenizers`` library; False
-        if it has no such form (a slow, Python-only tokenizer)."""
+        if it has no such form (a slow, Python-only tokenizer other than SigLIP's)."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
+        if backend is None and not siglip_tokenizer.is_siglip_sentencepiece(self.tokenizer):
             return False
         with self._tokenizer_lock:
-            backend.save(str(path))
+            if backend is None:  # SigLIP's SentencePiece tokenizer: rebuilt for `tokenizers`
+                siglip_tokenizer.save_siglip_tokenizer_json(self.tokenizer, path)
+            else:
+                backend.save(str(path))
         return True
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         inputs = {key: value.to(self.device) for key, value in self.tokenize(texts).items()}
         with torch.inference_mode():
             return features(self.model.get_text_features(**inputs))
+
+
+def _square_input_side(processor, model_id: str) -> int:
+    """The side of the square images ``processor`` makes: its centre crop's, or its fixed-size
+    resize's (SigLIP, ViT); ModelLoadError for a processor that makes no square image."""
+    if getattr(processor, "do_center_crop", False):
+        crop = processor.crop_size
+        side = crop.height if crop.height is not None and crop.height == crop.width else None
+    else:
+        size = getattr(processor, "size", None)
+        height, width = getattr(size, "height", None), getattr(size, "width", None)
+        side = height if height is not None and height == width else None
+    if side is None:
+        raise ModelLoadError(
+            f"the image processor of {model_id} makes no square images (no square centre crop, "
+            "no square fixed-size resize)",
+            model=model_id,
+        )
+    return int(side)
 
 
 def _checked_precision(precision: str) -> str:

@@ -1,10 +1,12 @@
-"""Loading a CLIP-style model, its tokenizer and its image processor through transformers.
+"""Loading a dual-encoder model, its tokenizer and its image processor through transformers.
 
 All three always come from the same source: a local directory, or a Hugging Face id tried
 first in the local cache and downloaded only when the hub can be reached. The model's class is
-the one its config's ``model_type`` names (:mod:`.families`); weights load from safetensors
-only. Every failure is one line: :class:`~searchclip._errors.ModelLoadError` with the model as
-its context, or MissingExtraError when the ``clip`` extra is not installed.
+the one its config's ``model_type`` names (:mod:`.families`); the tokenizer and the image
+processor are the ones the model's files name (``AutoTokenizer``, ``AutoImageProcessor`` with
+its PIL backend, which :mod:`.onnx_image` reproduces without torch); weights load from
+safetensors only. Every failure is one line: :class:`~searchclip._errors.ModelLoadError` with
+the model as its context, or MissingExtraError when the ``clip`` extra is not installed.
 
 Nothing process-wide is changed while loading: transformers' own logging and its progress bar
 for loading weights are left as the application set them (``HF_HUB_DISABLE_PROGRESS_BARS=1``
@@ -25,7 +27,7 @@ from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import try_to_load_from_cache
-from transformers import AutoTokenizer, CLIPImageProcessorPil
+from transformers import AutoImageProcessor, AutoTokenizer
 
 from searchclip._encoders import families, looks_like_path, resolve_model_name
 from searchclip._encoders.failures import clip_extra_required, first_line
@@ -102,7 +104,7 @@ def _load_parts(source: str, local_files_only: bool):
         config = families.read_config(source, **kwargs)
         model_class = families.model_class(getattr(config, "model_type", None), source)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        processor = CLIPImageProcessorPil.from_pretrained(source, **kwargs)
+        processor = AutoImageProcessor.from_pretrained(source, backend="pil", **kwargs)
         model = model_class.from_pretrained(
             source, config=config, use_safetensors=True, dtype=torch.float32, **kwargs
         )
@@ -125,8 +127,11 @@ def _load_directory(path: Path):
             model=model_id,
         )
     missing = []
-    if "tokenizer.json" not in names and not {"vocab.json", "merges.txt"} <= names:
-        missing.append("tokenizer files (tokenizer.json, or vocab.json and merges.txt)")
+    if not _has_tokenizer_files(names):
+        missing.append(
+            "tokenizer files (tokenizer.json; or vocab.json and merges.txt, vocab.txt or a "
+            "SentencePiece .model file)"
+        )
     if "preprocessor_config.json" not in names:
         missing.append("the image processor file preprocessor_config.json")
     if missing:
@@ -139,6 +144,14 @@ def _load_directory(path: Path):
         raise ModelLoadError(
             f"cannot load the model in {path}: {first_line(exc)}", model=model_id
         ) from exc
+
+
+def _has_tokenizer_files(names: set[str]) -> bool:
+    """Whether a directory's file ``names`` include a tokenizer: a fast one's tokenizer.json,
+    or a BPE (CLIP), WordPiece (BERT) or SentencePiece (SigLIP, XLM-R) vocabulary."""
+    if "tokenizer.json" in names or "vocab.txt" in names or {"vocab.json", "merges.txt"} <= names:
+        return True
+    return any(name.endswith(".model") for name in names)
 
 
 def _load_hub(model: str):

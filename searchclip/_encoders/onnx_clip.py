@@ -1,4 +1,4 @@
-"""A CLIP encoder made of an index's ONNX exports: no torch, no transformers.
+"""A dual encoder made of an index's ONNX exports: no torch, no transformers.
 
 An index encoded in int8 whose directory holds both exports (the int8 image tower with its
 preprocessing settings, and the text tower: int8 where it agrees with torch, else fp32) is
@@ -37,7 +37,7 @@ class OnnxClipEncoder(Encoder):
     image_precision = "int8"
 
     def __init__(self, image_path: Path, info: ImageExportInfo, text: OnnxTextEncoder) -> None:
-        preprocess = info.clip_preprocess()
+        preprocess = info.image_preprocess()
         if preprocess is None:
             raise InvalidArgumentError("this export has no preprocessing settings", value=info)
         self.model_id = info.model_id
@@ -47,6 +47,7 @@ class OnnxClipEncoder(Encoder):
         self._preprocess = preprocess
         self._image_tower = OnnxImageTower(image_path)
         self.text = text
+        self.match_probability = text.match_probability
 
     @classmethod
     def load(

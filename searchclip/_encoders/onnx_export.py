@@ -1,4 +1,4 @@
-"""Export parts of a loaded CLIP to ONNX next to an index.
+"""Export parts of a loaded dual encoder to ONNX next to an index.
 
 - the text tower (:mod:`.onnx_text`), so later text queries can skip torch entirely; checked
   against torch before it is kept;
@@ -10,10 +10,15 @@ are written in a staging directory and moved in with the sidecar last: a reader 
 half-written export as current. Importing this module needs no torch; each export needs the
 ``clip`` extra (torch, transformers, onnx) and raises MissingExtraError without it.
 
-Threads: exports run one at a time (``_EXPORT_LOCK``). While one runs, the exported model is
-switched to eager attention and to the CPU: the encoder must not encode on another device
-meanwhile. ONNX Runtime's quantiser logs advice about pre-processing the graph to the root
-logger; that line is let through, as the root logger is the application's to configure.
+What is traced comes from the encoder (:class:`ExportableEncoder`): its towers as torch
+modules, its text inputs, and the mode its model is traced in; so any encoder with those parts
+(a transformers family, an OpenCLIP model) exports through here.
+
+Threads: exports run one at a time (``_EXPORT_LOCK``). While one runs, the exported model is in
+its ``export_mode`` (for a transformers model: eager attention, on the CPU): the encoder must
+not encode on another device meanwhile. ONNX Runtime's quantiser logs advice about
+pre-processing the graph to the root logger; that line is let through, as the root logger is
+the application's to configure.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +39,12 @@ import numpy as np
 
 from searchclip._encoders import export_cache
 from searchclip._encoders.failures import clip_extra_required, first_line, missing_clip_extra
-from searchclip._encoders.onnx_image import INT8_ONNX_FILE, ImageExportInfo, current_int8_export
+from searchclip._encoders.onnx_image import (
+    INT8_ONNX_FILE,
+    ImageExportInfo,
+    OnnxImageTower,
+    current_int8_export,
+)
 from searchclip._encoders.onnx_text import (
     ONNX_FILE,
     SIDECAR_FILE,
@@ -48,21 +60,34 @@ from searchclip._errors import ModelLoadError
 
 class ExportableEncoder(Protocol):
     """What an export reads of an encoder (:class:`~searchclip._encoders.clip.ClipEncoder`
-    has it all): the loaded transformers model and tokenizer, and how it encodes texts, to
-    check the export against."""
+    has it all): its towers as torch modules, how its texts are tokenized, and how it encodes
+    texts, to check the export against."""
 
     model_id: str
     dim: int
     image_size: int
-    max_text_length: int
-    device: str
-    export_key: str | None  # names the model's exports in the shared cache
-    model: Any  # a model of a family of families.py
-    tokenizer: Any  # a transformers fast tokenizer
+    export_key: str | None  # names the model's exports in the shared cache; None: not cached
 
-    def tokenize(self, texts: list[str]) -> dict[str, Any]: ...
+    def text_tower_module(self) -> Any:
+        """A torch module: the text inputs (``text_export_info().input_names``, in order,
+        int64 (n, tokens)) to raw text embeddings (n, dim); it may share the model's weights."""
 
-    def save_tokenizer_json(self, path: Path) -> bool: ...
+    def image_tower_module(self) -> Any:
+        """A torch module: ``pixel_values`` (n, 3, s, s) float32 to raw image embeddings."""
+
+    def export_mode(self) -> AbstractContextManager:
+        """Around each trace: the model ready to be traced (e.g. eager attention, on the CPU),
+        and back as it was afterwards. A no-op where nothing needs switching."""
+
+    def text_export_info(self) -> TextExportInfo:
+        """The text export's sidecar (format, tokenizing, match probability); int8 fields
+        unset."""
+
+    def tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """The torch tensors the text tower takes for ``texts``, by input name."""
+
+    def save_tokenizer_json(self, path: Path) -> bool:
+        """Write the tokenizer as a ``tokenizer.json``; False if it has no such form."""
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
@@ -128,20 +153,13 @@ def _export_text(encoder: ExportableEncoder, staging: Path, *, int8: bool) -> Te
             f"the tokenizer of {encoder.model_id} has no tokenizer.json form",
             model=encoder.model_id,
         )
-    info = TextExportInfo(
-        model_id=encoder.model_id,
-        dim=encoder.dim,
-        max_length=encoder.max_text_length,
-        pad_id=int(encoder.tokenizer.pad_token_id),
-    )
-    from searchclip._encoders.towers import TextTower
-
+    info = encoder.text_export_info()
     _export_onnx(
         encoder,
-        TextTower(encoder.model),
-        _tokens(encoder, CHECK_TEXTS),
+        encoder.text_tower_module(),
+        _tokens(encoder, CHECK_TEXTS, info),
         staging / ONNX_FILE,
-        {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+        {name: {0: "batch", 1: "tokens"} for name in info.input_names},
         "text_embeds",
     )
     _move_weights_out(staging / ONNX_FILE)
@@ -184,6 +202,24 @@ def _add_int8_text_tower(encoder: ExportableEncoder, staging: Path, info: TextEx
     return dataclasses.replace(info, int8_min_cosine=round(agreement, 6))
 
 
+def int8_image_tower(encoder, info: ImageExportInfo) -> OnnxImageTower:
+    """``encoder``'s int8 image tower: loaded from its ``artifact_dir`` when a current export
+    (sidecar equal to ``info``) is there, else exported into ``artifact_dir`` (or, where that
+    is unset or read-only, a temporary directory: for this process only) and loaded. The
+    encoder caches the result (under its own lock): this exports every time it is called."""
+    directory = encoder.artifact_dir
+    found = current_int8_export(directory, info) if directory is not None else None
+    if found is not None:
+        with contextlib.suppress(Exception):  # a damaged file is exported again
+            return OnnxImageTower(found)
+    if directory is not None:
+        with contextlib.suppress(OSError):  # a read-only index: export for this process only
+            return OnnxImageTower(export_int8_image_tower(encoder, directory, info))
+    with tempfile.TemporaryDirectory(prefix="searchclip-int8-") as scratch:
+        # the session holds the whole graph in memory: the file may go
+        return OnnxImageTower(export_int8_image_tower(encoder, Path(scratch), info))
+
+
 def export_int8_image_tower(
     encoder: ExportableEncoder, directory: Path, info: ImageExportInfo
 ) -> Path:
@@ -209,13 +245,13 @@ def export_int8_image_tower(
 
 
 def _export_int8_image(encoder: ExportableEncoder, staging: Path) -> None:
-    from searchclip._encoders.towers import ImageTower, example_pixels
+    import torch
 
     fp32_path = staging / "image-encoder-fp32.onnx"
     _export_onnx(
         encoder,
-        ImageTower.of(encoder.model),
-        (example_pixels(encoder.image_size),),
+        encoder.image_tower_module(),
+        (torch.zeros(2, 3, encoder.image_size, encoder.image_size),),  # two blank images
         fp32_path,
         {"pixel_values": {0: "batch"}},
         "image_embeds",
@@ -267,25 +303,20 @@ def _quantize(source: Path, target: Path, *, per_channel: bool) -> None:
 
 
 def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, output: str) -> None:
-    """Trace ``module`` (a part of ``encoder``'s model) on ``inputs`` into an ONNX graph whose
-    inputs vary along ``input_axes`` and whose one output, ``output``, has a batch axis."""
-    # Eager attention keeps the traced graph free of shape-specialised fast paths. Traced on
-    # CPU, run on CPU.
+    """Trace ``module`` (a tower of ``encoder``'s model) on ``inputs``, in the encoder's export
+    mode, into an ONNX graph whose inputs vary along ``input_axes`` and whose one output,
+    ``output``, has a batch axis."""
     from searchclip._encoders.towers import trace_to_onnx
 
-    clip = encoder.model
     with _EXPORT_LOCK:
-        previous = _attention_implementations(clip.config)
         try:
-            clip.to("cpu")
-            clip.set_attn_implementation("eager")
             # The tracer warns about every Python-level branch of the model (TracerWarning) and
             # about its own deprecation: noise to a user. Python's warning filters are
             # process-wide and torch.onnx.export has no switch for these, so there is no
             # per-call way to silence them; catch_warnings restores the filters afterwards.
             # Safe enough here: exports run one at a time (_EXPORT_LOCK), and the only effect
             # on other threads is that a warning they raise during an export is not shown.
-            with warnings.catch_warnings():
+            with encoder.export_mode(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 trace_to_onnx(module, inputs, path, input_axes, output, OPSET)
         except Exception as exc:
@@ -298,21 +329,6 @@ def _export_onnx(encoder, module, inputs: tuple, path: Path, input_axes: dict, o
                 f"{first_line(exc)}",
                 model=encoder.model_id,
             ) from exc
-        finally:
-            clip.set_attn_implementation(previous)
-            clip.to(encoder.device)
-
-
-def _attention_implementations(config) -> dict:
-    """The attention implementation of a model and of each sub-model, in the form
-    ``set_attn_implementation`` takes back: restoring one string for all would ask sub-models
-    without attention (a ResNet image tower) for an implementation they refuse."""
-    found = {"": config._attn_implementation}
-    for key in config.sub_configs:
-        sub = getattr(config, key, None)
-        if sub is not None:
-            found[key] = _attention_implementations(sub)
-    return found
 
 
 def _move_weights_out(path: Path) -> None:
@@ -332,9 +348,9 @@ def _move_weights_out(path: Path) -> None:
     shutil.copymode(path, path.parent / WEIGHTS_FILE)  # onnx writes it 0600; index files are not
 
 
-def _tokens(encoder: ExportableEncoder, texts: list[str]) -> tuple:
+def _tokens(encoder: ExportableEncoder, texts: list[str], info: TextExportInfo) -> tuple:
     batch = encoder.tokenize(texts)
-    return batch["input_ids"], batch["attention_mask"]
+    return tuple(batch[name] for name in info.input_names)
 
 
 def _check_agreement(encoder: ExportableEncoder, directory: Path, info: TextExportInfo) -> None:

@@ -1,17 +1,21 @@
-"""CLIP's text tower through ONNX Runtime: text queries without importing torch or transformers.
+"""A model's text tower through ONNX Runtime: text queries without importing torch or
+transformers.
 
 An index directory may hold an export of its model's text tower (written by
 :mod:`searchclip._encoders.onnx_export` while torch is loaded anyway):
 
-    text-encoder.onnx    the graph: input_ids, attention_mask (int64, batch x tokens) -> text_embeds
+    text-encoder.onnx    the graph: the sidecar's ``input_names`` (int64, batch x tokens:
+                         input_ids and attention_mask, or input_ids alone for a model whose
+                         text tower takes no mask, SigLIP) -> text_embeds
     text-encoder.weights its weights as ONNX external data (onnxruntime maps them rather than
                          parsing them out of the graph file: a faster session start)
     tokenizer.json       the model's own tokenizer, for the ``tokenizers`` library
     text-encoder-int8.onnx  the same graph quantised to int8 (8-bit weights: fewer bytes to
                          read per query), for int8 indexes; optional
-    text-encoder.json    what it was exported from (model, dim, max length, pad id) and how far
-                         the int8 graph agrees with torch (min cosine on varied prompts); written
-                         last
+    text-encoder.json    what it was exported from (model, dim), how to tokenize for it (max
+                         length, pad id, input names, whether to pad to the max length), a
+                         sigmoid model's match probability, and how far the int8 graph agrees
+                         with torch (min cosine on varied prompts); written last
 
 The export is used only when the sidecar names the index's model, so a stale one never answers.
 This module imports onnxruntime and tokenizers lazily, and never torch or transformers.
@@ -21,12 +25,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from searchclip._encoders.base import normalize
+from searchclip._encoders.base import MatchProbability, normalize
 from searchclip._encoders.onnx_common import Sidecar, open_session
 from searchclip._encoders.precision import MIN_COSINE
 
@@ -35,7 +39,10 @@ WEIGHTS_FILE = "text-encoder.weights"
 TOKENIZER_FILE = "tokenizer.json"
 SIDECAR_FILE = "text-encoder.json"
 TEXT_INT8_FILE = "text-encoder-int8.onnx"
-EXPORT_FORMAT = 2  # bump when the files' meaning changes: older exports are then stale
+# Bump when the files' meaning changes: older exports are then stale. 3: input names, padding
+# to the max length and the match probability are recorded.
+EXPORT_FORMAT = 3
+TEXT_INPUTS = ("input_ids", "attention_mask")  # what a CLIP's text tower takes
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,57 @@ class TextExportInfo(Sidecar):
     pad_id: int
     format: int = EXPORT_FORMAT
     int8_min_cosine: float | None = None  # None: no int8 graph
+    # The graph's inputs, in order: a subset of TEXT_INPUTS with input_ids first.
+    input_names: list[str] = field(default_factory=lambda: list(TEXT_INPUTS))
+    # Pad every text to max_length (a model trained so, SigLIP); else to the batch's longest.
+    pad_to_max_length: bool = False
+    match_probability: dict | None = None  # MatchProbability's fields, for a sigmoid model
 
     @property
     def int8_agrees(self) -> bool:
         return self.int8_min_cosine is not None and self.int8_min_cosine >= MIN_COSINE
+
+    @classmethod
+    def of(
+        cls,
+        model_id: str,
+        dim: int,
+        tokenizing: TextTokenizing,
+        match_probability: MatchProbability | None = None,
+    ) -> TextExportInfo:
+        """The sidecar of an export of ``model_id`` whose texts are tokenized as described."""
+        return cls(
+            model_id=model_id,
+            dim=dim,
+            max_length=tokenizing.max_length,
+            pad_id=tokenizing.pad_id,
+            input_names=list(tokenizing.input_names),
+            pad_to_max_length=tokenizing.pad_to_max_length,
+            match_probability=None if match_probability is None else asdict(match_probability),
+        )
+
+    def tokenizing(self) -> TextTokenizing:
+        return TextTokenizing(
+            self.max_length, self.pad_id, tuple(self.input_names), self.pad_to_max_length
+        )
+
+    def probability(self) -> MatchProbability | None:
+        fields = self.match_probability
+        return None if fields is None else MatchProbability(**fields)
+
+
+@dataclass(frozen=True)
+class TextTokenizing:
+    """How a model's texts become its text tower's inputs: truncated to ``max_length`` tokens,
+    padded with ``pad_id`` to the batch's longest text or, with ``pad_to_max_length``, to
+    ``max_length``; the tower takes ``input_names`` (input_ids, and attention_mask unless the
+    model was trained without one). The torch encoder and the torch-free tokenizer both follow
+    it, so both feed the tower the same tokens."""
+
+    max_length: int
+    pad_id: int
+    input_names: tuple[str, ...] = TEXT_INPUTS
+    pad_to_max_length: bool = False
 
 
 def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportInfo | None:
@@ -66,32 +120,40 @@ def current_text_export(directory: Path, model_id: str, dim: int) -> TextExportI
     return info
 
 
-class ClipTextTokenizer:
-    """CLIP tokenization from a ``tokenizer.json``: its normalizer lower-cases, its post-processor
-    adds BOS/EOS; here texts are truncated to the model's length and padded to the longest text
-    of the batch only (padding to the full length would make the model work on padding).
+class TextTokenizer:
+    """A model's tokenization from its ``tokenizer.json``, as :class:`TextTokenizing` says: the
+    tokenizer's own normalizer and post-processor (a CLIP's lower-cases and adds BOS/EOS), then
+    truncation to the model's length and padding to the longest text of the batch (padding to
+    the full length would make a CLIP work on padding) or, for a model trained so, to the
+    full length.
 
     Threads: its settings are fixed when it is made; ``encode_batch`` only reads them, so it
     may be called from several threads at once."""
 
-    def __init__(self, path: Path, max_length: int, pad_id: int) -> None:
+    def __init__(
+        self, path: Path, max_length: int, pad_id: int, *, pad_to_max_length: bool = False
+    ) -> None:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(path))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
         self._pad_id = pad_id
+        self._length = max_length if pad_to_max_length else None
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``input_ids`` and ``attention_mask``, int64 arrays of shape (n, longest)."""
+        """``input_ids`` and ``attention_mask``, int64 arrays of shape (n, length)."""
         encodings = self._tokenizer.encode_batch(list(texts))
-        longest = max(len(encoding.ids) for encoding in encodings)
-        ids = np.full((len(encodings), longest), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(encodings), longest), dtype=np.int64)
+        length = self._length or max(len(encoding.ids) for encoding in encodings)
+        ids = np.full((len(encodings), length), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), length), dtype=np.int64)
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
         return ids, mask
+
+
+ClipTextTokenizer = TextTokenizer  # its name before other families had one
 
 
 class OnnxTextEncoder:
@@ -108,7 +170,14 @@ class OnnxTextEncoder:
         self.dim = info.dim
         self.batch_size = batch_size
         self.int8 = int8
-        self._tokenize = ClipTextTokenizer(directory / TOKENIZER_FILE, info.max_length, info.pad_id)
+        self.match_probability = info.probability()  # as the torch encoder's attribute
+        self._input_names = tuple(info.input_names)
+        self._tokenize = TextTokenizer(
+            directory / TOKENIZER_FILE,
+            info.max_length,
+            info.pad_id,
+            pad_to_max_length=info.pad_to_max_length,
+        )
         self._session = open_session(directory / (TEXT_INT8_FILE if int8 else ONNX_FILE))
 
     @classmethod
@@ -136,7 +205,8 @@ class OnnxTextEncoder:
         parts = []
         for start in range(0, len(texts), self.batch_size):
             ids, mask = self._tokenize(texts[start : start + self.batch_size])
-            feed = {"input_ids": ids, "attention_mask": mask}
+            inputs = {"input_ids": ids, "attention_mask": mask}
+            feed = {name: inputs[name] for name in self._input_names}
             parts.append(self._session.run(["text_embeds"], feed)[0])
         vectors = np.concatenate(parts).astype(np.float32, copy=False)
         return normalize(vectors, self.dim, model=self.model_id)

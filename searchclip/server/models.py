@@ -63,6 +63,11 @@ class Cutoff(BaseModel):
     separation: float
     background_separation: float
     stands_out: bool
+    probability: float | None = Field(
+        None,
+        description="a sigmoid model's (SigLIP's) match probability min_score stands for; "
+        "null where the score split decided",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -162,6 +167,7 @@ def page_out(results: SearchResults, offset: int, limit: int, prefix: str) -> Se
             separation=round(cut.separation, 3),
             background_separation=round(cut.background_separation, 3),
             stands_out=cut.stands_out,
+            probability=cut.probability,
         ),
     )
 
