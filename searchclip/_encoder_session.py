@@ -3,6 +3,12 @@
 Three kinds can answer: an encoder the caller injected; for an int8 index with current ONNX
 exports, those (no torch); else the model through torch, which then writes the text tower's
 ONNX export next to the index so that later text queries need no torch either.
+
+A session serves one model. When the index switches to another (``SearchEngine.migrate``) the
+engine starts a new session and retires the old one: a search already holding the old model's
+encoders finishes with them, one that would have to load them first is told the model switched
+(:class:`ModelSwitched`, and the engine runs it again on the new model), and a retired session
+exports nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ if TYPE_CHECKING:
     from searchclip._catalog import ModelRecord
     from searchclip._encoders.onnx_text import OnnxTextEncoder
     from searchclip._index_precision import IndexPrecision
+
+
+class ModelSwitched(SearchclipError):
+    """Encoders were asked for a model that is not this session's, or of a retired session
+    that has not loaded them: the index uses another model now."""
 
 
 class EncoderSession:
@@ -50,6 +61,7 @@ class EncoderSession:
         self._injected = injected is not None
         self._onnx_text: OnnxTextEncoder | None = None
         self._text_export_tried = False
+        self._retired = False
         self._lock = threading.RLock()
         if injected is not None:
             precision.apply_to(injected)
@@ -59,11 +71,29 @@ class EncoderSession:
         """Whether an image encoder has been built (torch, for a torch model)."""
         return self._encoder is not None
 
+    def adopt(self, encoder: Encoder) -> None:
+        """Use ``encoder``, loaded already (for this session's model), as the image encoder."""
+        with self._lock:
+            encoder.artifact_dir = self._index_dir
+            self._precision.apply_to(encoder)
+            self._encoder = encoder
+
+    def retire(self) -> None:
+        """The index switched to another model: keep serving what is loaded, load nothing."""
+        self._retired = True
+
+    def _check_model(self, model: ModelRecord | None) -> None:
+        if model is not None and model.name != self._model_name:
+            raise ModelSwitched(f"the index uses {self._model_name} now, not {model.name}")
+
     def image_encoder(self, model: ModelRecord | None) -> Encoder:
         """The encoder for images: the injected one, the index's ONNX exports (int8 index),
         or the model through torch."""
+        self._check_model(model)
         with self._lock:
             if self._encoder is None:
+                if self._retired:
+                    raise ModelSwitched(f"the index no longer uses {self._model_name}")
                 encoder = self._onnx_image_encoder(model)
                 if encoder is None:
                     encoder = load_encoder(
@@ -78,24 +108,35 @@ class EncoderSession:
         if model is None or self._precision.current != INT8:
             return None
         from searchclip._encoders.onnx_clip import OnnxClipEncoder
+        from searchclip._encoders.onnx_image import ImageExportInfo
 
         encoder = OnnxClipEncoder.load(self._index_dir, model.name, model.dim, text=self._onnx_text)
-        if encoder is not None:  # text queries share its text encoder: one session, not two
-            self._onnx_text = encoder.text
+        info = ImageExportInfo.read(self._index_dir)  # still current once opened (see above)
+        if encoder is None or info is None or (info.model_id, info.dim) != (model.name, model.dim):
+            return None
+        self._onnx_text = encoder.text  # text queries share its text encoder: one session
         return encoder
 
     def text_encoder(self, model: ModelRecord) -> Encoder | OnnxTextEncoder:
         """What encodes query texts: an injected encoder, else the index's ONNX export of its
         model's text tower (no torch), else the torch encoder, which then writes the export."""
+        self._check_model(model)
         if self._injected:
             return self._encoder
         with self._lock:
+            if self._onnx_text is None and self._encoder is None and self._retired:
+                raise ModelSwitched(f"the index no longer uses {self._model_name}")
             if self._onnx_text is None:
-                from searchclip._encoders.onnx_text import OnnxTextEncoder
+                from searchclip._encoders.onnx_text import OnnxTextEncoder, current_text_export
 
-                self._onnx_text = OnnxTextEncoder.load(
+                loaded = OnnxTextEncoder.load(
                     self._index_dir, model.name, model.dim, int8=self._precision.current == INT8
                 )
+                # Still current once opened: a model switch moves the new model's export in
+                # (its sidecar removed first, written last), and files opened meanwhile may be
+                # the new model's.
+                if current_text_export(self._index_dir, model.name, model.dim) is not None:
+                    self._onnx_text = loaded
             if self._onnx_text is not None:
                 return self._onnx_text
         encoder = self.image_encoder(model)
@@ -112,6 +153,7 @@ class EncoderSession:
             encoder = self._encoder
             if (
                 self._injected
+                or self._retired
                 or model is None
                 or encoder is None
                 or not encoder.onnx_exportable

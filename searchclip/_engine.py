@@ -6,10 +6,15 @@ and the ONNX exports of its model (see :mod:`searchclip._encoder_session`).
 
 Threads: one SearchEngine may be shared by threads for searching (``search``, ``search_image``,
 ``search_vector``, ``search_similar``, ``images_with_tag``, ``image``, ``image_file``,
-``thumbnail``, ``tags``, ``info``), also while one of them runs ``index`` or ``tag``. Writers
-are one per index: a second ``index`` or ``tag`` run, from any thread or process, raises
-IndexBusyError while one is going. Thumbnails are the exception that writes: each is made once,
-atomically, into the index directory's ``thumbnails/``.
+``thumbnail``, ``tags``, ``info``), also while one of them runs ``index``, ``tag`` or
+``migrate``. Writers are one per index: a second ``index``, ``tag`` or ``migrate`` run, from any
+thread or process, raises IndexBusyError while one is going. Thumbnails are the exception that
+writes: each is made once, atomically, into the index directory's ``thumbnails/``.
+
+Model switches (``migrate``, here or in another process) are noticed on the next call: the
+engine then reads the new state and starts the new model's encoders. A search runs on one state
+and its model's encoders from start to end, and is run again on the new state when the model
+switched while it ran, so its results are always one model's.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from searchclip._catalog import Catalog, IndexState, ModelRecord
 from searchclip._catalog.integrity import raise_if_damaged
@@ -33,6 +38,7 @@ from searchclip._engine_xmp import XmpMethods
 from searchclip._errors import (
     InvalidArgumentError,
     ModelMismatchError,
+    SearchclipError,
 )
 from searchclip._index_dir import IndexDirectory
 from searchclip._index_precision import IndexPrecision
@@ -43,6 +49,7 @@ from searchclip._ingest import (
     index_path,
     index_root,
 )
+from searchclip._migration_engine import MigrationMethods
 from searchclip._results import (
     FailedFile,
     IndexInfo,
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # checked against torch when a model loads
+_T = TypeVar("_T")
+_SEARCH_TRIES = 3  # a search overtaken by a model switch runs again, on the new model
 
 
-class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
+class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, MigrationMethods):
     """One index directory, opened for indexing and searching.
 
     >>> with SearchEngine("indexes/photos") as engine:           # doctest: +SKIP
@@ -110,6 +119,8 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
         wanted = encoder.model_id if encoder else model
         self._requested_model = resolve_model_name(wanted or DEFAULT_MODEL)
         self._batch_size = batch_size
+        self._device = device
+        self._injected = encoder
         self._catalog = Catalog.open(self._directory.catalog)
         try:
             self._state = self._catalog.state()
@@ -154,12 +165,47 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
 
     def _fresh_state(self) -> IndexState:
         """The state as of now: re-read (one transaction) only when another writer changed the
-        vectors since it was read, which one small read tells."""
+        vectors since it was read, which one small read tells. A switch to another model
+        (``migrate``) starts that model's encoders and retires the old ones."""
         state = self._state
         if state.model is None or self._catalog.vectors_generation() != state.generation:
             with self._state_lock:
-                state = self._state = self._catalog.state()
+                before, state = self._state, self._catalog.state()
+                if before.model is not None and state.model != before.model:
+                    self._use_model(state)
+                self._state = state
         return state
+
+    def _use_model(self, state: IndexState) -> None:
+        """From now on, encode with ``state``'s model (at its precision)."""
+        precision = IndexPrecision(self._catalog, state, None, self.index_dir)
+        injected = self._injected
+        retired = self._encoders
+        self._precision = precision
+        self._encoders = EncoderSession(
+            self.index_dir,
+            state.model.name,
+            precision,
+            device=self._device,
+            batch_size=self._batch_size,
+            injected=injected if injected and injected.model_id == state.model.name else None,
+        )
+        retired.retire()
+
+    def _on_one_model(self, search: Callable[[], _T]) -> _T:
+        """``search()``, run again when the index switched models while it ran (its results,
+        or its error, could be of the old model's data half gone)."""
+        for attempt in range(_SEARCH_TRIES):
+            model = self._fresh_state().model
+            try:
+                found = search()
+            except SearchclipError:
+                if attempt + 1 == _SEARCH_TRIES or self._fresh_state().model == model:
+                    raise
+                continue
+            if self._fresh_state().model == model:
+                break
+        return found
 
     @property
     def model_name(self) -> str:
@@ -229,6 +275,7 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
         options = IngestOptions.checked(self._batch_size, workers, max_pixels, forget_offline)
         with self._directory.write_lock():
             self._directory.remove_leftovers()
+            self._fresh_state()  # another process may have switched models since
             model = self._ensure_model_recorded()
             self._precision.record()
             changes = self._vectors.begin_changes(self._catalog.state())  # under the lock: exact
@@ -309,6 +356,7 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
         raise_if_damaged(self._directory.catalog, quick=True)
         state = self._fresh_state()
         model = state.model
+        migration, kept = self._migration_info(model)
         return IndexInfo(
             index_dir=str(self.index_dir),
             model=self.model_name,
@@ -321,6 +369,8 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods):
             precision=self._precision.choice or self._precision.current,
             metadata=self._catalog.metadata_summary(),
             offline=offline_summary(self._catalog.offline_folders()),
+            migration=migration,
+            kept_models=kept,
         )
 
     def failures(self) -> list[FailedFile]:

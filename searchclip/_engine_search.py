@@ -58,12 +58,19 @@ class SearchMethods:
             ImageNotFoundError: an ``image_id`` term names no image of the index.
         """
         query = Query.of(query)
+        options = {"where": where, "min_score": min_score, "relevant": relevant}
+        return self._on_one_model(lambda: self._search_once(query, k, tags, not_tags, **options))
+
+    def _search_once(self, query, k, tags, not_tags, *, where, min_score, relevant):
+        """One search on one state, with that state's model's encoders (never another's)."""
         state = self._searchable_state(k, min_score, relevant)
-        texts = lambda: self._encoders.text_encoder(state.model)  # noqa: E731 (loaded if needed)
-        encoded = encode_query(query, texts, self.encoder, lambda ids: self._vectors_of(ids, state))
+        encoders = self._encoders  # they refuse any model but theirs: ModelSwitched, run again
+        texts = lambda: encoders.text_encoder(state.model)  # noqa: E731 (loaded if needed)
+        images = lambda: encoders.image_encoder(state.model)  # noqa: E731
+        encoded = encode_query(query, texts, images, lambda ids: self._vectors_of(ids, state))
         background = (lambda: texts().encode_texts(BACKGROUND_CAPTIONS)) if relevant else None
-        filters = {"where": where, "min_score": min_score, "background": background}
         probability = query_match_probability(query, texts) if relevant else None
+        filters = {"where": where, "min_score": min_score, "background": background}
         filters["probability"] = probability  # a sigmoid model's cut-off (see _relevance)
         return self._searcher.nearest(state, encoded, k, tags, not_tags, **filters)
 
@@ -134,11 +141,14 @@ class SearchMethods:
             InvalidArgumentError: ``k`` < 1, or ``vector`` has another length than the model's.
             EmptyIndexError: the index holds no images yet.
         """
-        state = self._searchable_state(k, min_score)
-        query = EncodedQuery(checked_vector(vector, state.model.dim), far=far)
-        return self._searcher.nearest(
-            state, query, k, tags, not_tags, where=where, min_score=min_score
-        )
+
+        def search() -> SearchResults:
+            state = self._searchable_state(k, min_score)
+            query = EncodedQuery(checked_vector(vector, state.model.dim), far=far)
+            filters = {"where": where, "min_score": min_score}
+            return self._searcher.nearest(state, query, k, tags, not_tags, **filters)
+
+        return self._on_one_model(search)
 
     def _searchable_state(
         self, k: int | None, min_score: float | None = None, relevant: bool = False
@@ -168,7 +178,7 @@ class SearchMethods:
             EmptyIndexError: the index holds no images yet.
         """
         self._searchable_state(k)
-        return self._searcher.tagged(label, k, tags, not_tags, where)
+        return self._on_one_model(lambda: self._searcher.tagged(label, k, tags, not_tags, where))
 
     def stored_vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
         """path → stored vector, for those of ``paths`` that are indexed (read only: an index

@@ -55,6 +55,17 @@ class IndexBusyError(IndexStateError):
     """Another process holds the index's write lock."""
 
 
+class MigrationPendingError(IndexStateError):
+    """A switch to another model is pending (``pending``: its model) and a migration to a
+    different one was asked for."""
+
+    def __init__(
+        self, message: str, *, pending: str, index_dir: str | os.PathLike | None = None
+    ) -> None:
+        super().__init__(message, index_dir=index_dir)
+        self.pending = pending
+
+
 class SchemaTooNewError(IndexStateError):
     """The catalog was written by a newer schema than this searchclip knows."""
 

@@ -10,6 +10,7 @@ were encoded in fp32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,17 @@ class IndexPrecision:
     """Resolves the precision of an index from its state when the engine opens it."""
 
     def __init__(
-        self, catalog: Catalog, state: IndexState, requested: str | None, index_dir: Path
+        self,
+        catalog: Catalog,
+        state: IndexState,
+        requested: str | None,
+        index_dir: Path,
+        *,
+        store: Callable[[str, str], None] | None = None,
     ) -> None:
         if requested is not None:
             check_precision(requested)
-        self._catalog = catalog
+        self._set = store or catalog.set_precision  # where a decided precision is recorded
         self._recorded = state.precision
         holds_images = state.files > 0
         recorded = state.precision or (FP32 if holds_images else None)
@@ -70,6 +77,15 @@ class IndexPrecision:
         self._store(choice.precision, self.chosen_now)
         return vectors
 
+    @classmethod
+    def for_migration(
+        cls, catalog: Catalog, state: IndexState, requested: str | None, index_dir: Path
+    ) -> IndexPrecision:
+        """The precision of a pending migration's model: ``state`` holds its recorded precision
+        and, as ``files``, how many vectors of it exist; decisions go to the migration's keys
+        and become the index's at the switch."""
+        return cls(catalog, state, requested, index_dir, store=catalog.migration.set_precision)
+
     def _store(self, precision: str, choice: str) -> None:
-        self._catalog.set_precision(precision, choice)
+        self._set(precision, choice)
         self.current, self._recorded, self.choice = precision, precision, choice

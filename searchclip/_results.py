@@ -196,6 +196,63 @@ class IndexInfo:
     # photo metadata: images whose metadata was read, dated by EXIF, with GPS, distinct cameras
     metadata: tuple[int, int, int, int] = (0, 0, 0, 0)
     offline: tuple[OfflineFolder, ...] = ()  # folders whose images are offline
+    migration: MigrationInfo | None = None  # a pending switch to another model
+    kept_models: tuple[KeptModel, ...] = ()  # models whose vectors were kept (keep_old)
+
+
+@dataclass(frozen=True)
+class MigrationInfo:
+    """A pending switch of an index to another model (``SearchEngine.migrate``): the new model,
+    how many images have a vector of it (``encoded``) of ``total``, its image precision (""
+    until decided), and the offline folders whose images it waits for."""
+
+    model: str
+    dim: int
+    encoded: int
+    total: int
+    precision: str = ""
+    started_at: float = 0.0
+    waiting_for: tuple[OfflineFolder, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeptModel:
+    """A model the index used before, whose vectors it kept: switching back needs no
+    encoding for the ``vectors`` images it holds."""
+
+    model: str
+    dim: int
+    vectors: int
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What one ``migrate`` run did.
+
+    ``encoded`` images went through the new model now, ``copied`` took the new model's vector
+    of a file with the same content, ``already`` had one from an earlier run (resumed) or a
+    kept model. ``switched``: the new model is the index's now (``previous`` was); else the
+    switch waits for ``unreadable`` files (changed or gone since the last index run: index
+    their folders, then migrate again) or for offline folders (``waiting_for``; bring them
+    online, or pass ``forget_offline``). ``dropped_vocabularies``: tagged with the old model
+    and dropped with it (tag again); ``forgotten``: offline images removed by
+    ``forget_offline``."""
+
+    model: str
+    previous: str
+    switched: bool
+    encoded: int = 0
+    copied: int = 0
+    already: int = 0
+    total: int = 0
+    kept_old: bool = False
+    precision: str = ""
+    precision_choice: str = ""  # set by the run where `auto` chose the new model's precision
+    unreadable: tuple[FailedFile, ...] = ()
+    waiting_for: tuple[OfflineFolder, ...] = ()
+    dropped_vocabularies: tuple[str, ...] = ()
+    forgotten: int = 0
+    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ The contract, for threads and processes:
   replaced whole, under a lock that also keeps two threads from building at once, and an index
   once handed out is never changed (the writer changes a copy loaded from its file), so a
   search still running on it is unaffected.
+- An index serves only states of its own model: after a model switch (``SearchEngine.migrate``)
+  a search that still holds the old state never gets the new model's index, nor replaces it.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class VectorStore:
         self._dir = index_dir
         self._catalog = catalog
         self._lock = threading.Lock()  # held to replace _cached, and while building one
-        self._cached: tuple[VectorIndex, int] | None = None  # (index, its generation)
+        self._cached: tuple[VectorIndex, int, int] | None = None  # (index, generation, model id)
         self._good_file: int | None = None  # a generation whose file this store saved or checked
 
     def file(self, generation: int) -> Path:
@@ -89,19 +91,20 @@ class VectorStore:
         changed) is treated like a stale one. An index cached for a later generation than
         ``state``'s (another thread read the catalog after this one) is returned as it is.
         """
-        cached = self._cached  # one read of the pair: never half-set
-        if cached is not None and cached[1] >= state.generation:
+        cached = self._cached  # one read of the triple: never half-set
+        if _serves(cached, state) and cached[1] >= state.generation:
             return cached[0]
-        if cached is not None and self._run_in_progress(state):
+        if _serves(cached, state) and self._run_in_progress(state):
             return cached[0]
         with self._lock:
             cached = self._cached  # another thread may have loaded it meanwhile
-            if cached is not None and cached[1] >= state.generation:
+            if _serves(cached, state) and cached[1] >= state.generation:
                 return cached[0]
             index = self._loaded(state)
             if index is None:
                 index = self._built(state)
-            self._cached = (index, state.generation)
+            if cached is None or cached[1] <= state.generation:  # never evict a newer model's
+                self._cached = (index, state.generation, state.model.id)
             return index
 
     def _run_in_progress(self, state: IndexState) -> bool:
@@ -145,7 +148,7 @@ class VectorStore:
             return
         self._save(index, path, state.generation)
         self._sweep(state.generation)
-        self._keep(index, state.generation)
+        self._keep(index, state)
 
     def refresh(self, state: IndexState) -> None:
         """Make ``state``'s generation's file current: kept if it checks out, else written from
@@ -159,13 +162,13 @@ class VectorStore:
         if index is None:
             with self._lock:  # one build at a time, readers' included
                 cached = self._cached
-                if cached is not None and cached[1] == state.generation:
+                if _serves(cached, state) and cached[1] == state.generation:
                     index = self._checked_or_none(cached[0], path, state.files)
                 if index is None:
                     index = self._built(state)
             self._save(index, path, state.generation)
         self._sweep(state.generation)
-        self._keep(index, state.generation)
+        self._keep(index, state)
 
     # --- checking (searchclip check) -------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class VectorStore:
         index = self._built(state)
         self._save(index, self.file(state.generation), state.generation)
         self._sweep(state.generation)
-        self._keep(index, state.generation)
+        self._keep(index, state)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -244,6 +247,11 @@ class VectorStore:
                 with contextlib.suppress(OSError):
                     stale.unlink()
 
-    def _keep(self, index: VectorIndex, generation: int) -> None:
+    def _keep(self, index: VectorIndex, state: IndexState) -> None:
         with self._lock:
-            self._cached = (index, generation)
+            self._cached = (index, state.generation, state.model.id)
+
+
+def _serves(cached: tuple[VectorIndex, int, int] | None, state: IndexState) -> bool:
+    """Whether the cached index holds vectors of ``state``'s model (of some generation)."""
+    return cached is not None and cached[2] == state.model.id

@@ -20,6 +20,7 @@ from searchclip._catalog.connection import open_database
 from searchclip._catalog.duplicate_rows import DuplicateRows
 from searchclip._catalog.filter_columns import FilterColumns, bump_files_generation
 from searchclip._catalog.keywords import KeywordStore
+from searchclip._catalog.migration import MigrationRows
 from searchclip._catalog.offline import mark_offline, mark_online, offline_folders
 from searchclip._catalog.photo_columns import metadata_from_row, metadata_summary, metadata_values
 from searchclip._catalog.records import (
@@ -51,6 +52,7 @@ class Catalog:
         self.tags = TagStore(engine)
         self.keywords = KeywordStore(engine)
         self.duplicate_rows = DuplicateRows(engine)  # near-duplicate reports' reads and writes
+        self.migration = MigrationRows(engine)  # a pending switch to another model
         self._filter_columns = FilterColumns(engine)
 
     @classmethod
@@ -355,6 +357,11 @@ def _upsert_file(
         )
         for table in (schema.tags, schema.tagged):  # new content: its tags must be re-scored
             connection.execute(delete(table).where(table.c.file_id == file_id))
+        # and its vectors of other models (a pending migration's, a kept model's) re-encoded
+        others = schema.vectors.c.model_id != model.id
+        connection.execute(
+            delete(schema.vectors).where(schema.vectors.c.file_id == file_id, others)
+        )
     blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
     if len(blob) != model.dim * 4:
         raise ValueError(f"vector of length {len(blob) // 4}, expected {model.dim}")

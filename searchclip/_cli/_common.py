@@ -19,6 +19,7 @@ from searchclip._errors import (
     CatalogDamagedError,
     EmptyIndexError,
     IndexNotFoundError,
+    MigrationPendingError,
     ModelLoadError,
     ModelMismatchError,
     PrecisionMismatchError,
@@ -86,6 +87,11 @@ def cli_hint(exc: SearchclipError) -> str:
         return (
             f"run `searchclip check --index {exc.index_dir} --repair` to recover what it holds "
             "into a new catalog (the damaged file is kept)"
+        )
+    if isinstance(exc, MigrationPendingError):
+        return (
+            f"finish it with `--migrate --model {exc.pending}`, or abandon it with "
+            "`searchclip index PATH --abandon-migration`"
         )
     if isinstance(exc, WholeFileSystemError):
         return "pass --force to index it anyway"

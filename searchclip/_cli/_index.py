@@ -18,6 +18,7 @@ from searchclip._cli._common import (
 )
 from searchclip._encoders import DEFAULT_MODEL
 from searchclip._errors import InvalidArgumentError
+from searchclip._results import MigrationReport
 
 
 def index(
@@ -28,7 +29,7 @@ def index(
         typer.Option(
             "--model",
             help=f"Hugging Face id or local directory of a CLIP model; only when creating "
-            f"an index [default: {DEFAULT_MODEL}].",
+            f"an index, or with --migrate [default: {DEFAULT_MODEL}].",
             show_default=False,
         ),
     ] = None,
@@ -62,7 +63,33 @@ def index(
         typer.Option(
             "--forget-offline",
             help="Remove the images of missing or empty folders (deleted, not unmounted) "
-            "instead of keeping them offline.",
+            "instead of keeping them offline; with --migrate, switch without the offline "
+            "images not yet encoded with the new model.",
+        ),
+    ] = False,
+    migrate: Annotated[
+        bool,
+        typer.Option(
+            "--migrate",
+            help="Then re-encode the whole index with --model while queries keep using the "
+            "current model, and switch to it once every image has its vector (resumable; "
+            "--precision is the new model's).",
+        ),
+    ] = False,
+    keep_old: Annotated[
+        bool,
+        typer.Option(
+            "--keep-old",
+            help="With --migrate: keep the old model's vectors and tags, so switching back "
+            "needs no encoding.",
+        ),
+    ] = False,
+    abandon_migration: Annotated[
+        bool,
+        typer.Option(
+            "--abandon-migration",
+            help="First forget a pending --migrate and delete what it encoded "
+            "(with --keep-old: keep that, to resume later).",
         ),
     ] = False,
 ) -> None:
@@ -71,15 +98,33 @@ def index(
     Folder symlinks and hidden folders inside PATH are not followed. Images in a folder that
     is missing or empty (an unmounted drive) are kept offline, vectors and tags intact, and
     come back when a run finds them again, where they were or elsewhere.
+
+    With --migrate --model NEW, PATH is brought up to date first, then the whole index is
+    re-encoded with NEW; every query keeps using the current model until the switch.
     """
-    with (
-        open_engine(
-            index, model=model, device=device, batch_size=batch_size, precision=precision
-        ) as engine,
-        ProgressBar("indexing") as bar,
-    ):
-        options = {"force": force, "forget_offline": forget_offline}
-        report = engine.index(path, workers=workers, on_progress=bar.update, **options)
+    _check_migration_options(model, migrate, keep_old, abandon_migration)
+    migrating = migrate or abandon_migration
+    opening = {"model": None if migrating else model, "precision": None if migrate else precision}
+    if migrating:
+        opening["create"] = False
+    migration = None
+    with open_engine(index, device=device, batch_size=batch_size, **opening) as engine:
+        if abandon_migration:
+            abandoned = engine.abandon_migration(keep_vectors=keep_old)
+            typer.echo(_abandoned_line(abandoned, keep_old), err=True)
+        with ProgressBar("indexing") as bar:
+            options = {"force": force, "forget_offline": forget_offline and not migrate}
+            report = engine.index(path, workers=workers, on_progress=bar.update, **options)
+        if migrate:
+            with ProgressBar("re-encoding") as bar:
+                migration = engine.migrate(
+                    model,
+                    precision=precision,
+                    keep_old=keep_old,
+                    forget_offline=forget_offline,
+                    workers=workers,
+                    on_progress=bar.update,
+                )
         made = engine.make_thumbnails(workers=workers or 2) if thumbnails else None
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)
@@ -91,11 +136,76 @@ def index(
             f"  ... and {report.failed - FAILURES_SHOWN} more (see `searchclip info --failures`)",
             err=True,
         )
+    if migration is not None:
+        echo_migration(migration)
     if made is not None:
         typer.echo(
             f"thumbnails: {made.made} made, {made.existing} already there, {made.failed} failed"
         )
         echo_names((f"  no thumbnail for {path}: {why}" for path, why in made.failures), err=True)
+
+
+def _check_migration_options(
+    model: str | None, migrate: bool, keep_old: bool, abandon: bool
+) -> None:
+    if migrate and not model:
+        raise InvalidArgumentError("--migrate needs the new model: add --model NEW")
+    if migrate and abandon:
+        raise InvalidArgumentError("--migrate and --abandon-migration: choose one")
+    if keep_old and not (migrate or abandon):
+        raise InvalidArgumentError("--keep-old goes with --migrate or --abandon-migration")
+
+
+def echo_migration(report: MigrationReport) -> None:
+    """What a migration run did, and what its switch waits for if it did not switch."""
+    if report.precision_choice:
+        typer.echo(f"precision of {report.model}: {report.precision_choice}", err=True)
+    work = (
+        f"{report.encoded} images encoded, {report.copied} reused by content, "
+        f"{report.already} done before, in {report.elapsed_s:.1f} s"
+    )
+    if report.switched:
+        if report.kept_old:
+            old = f"{report.previous}'s vectors kept (switch back with --migrate --model it)"
+        else:
+            old = f"{report.previous}'s vectors dropped"
+        typer.echo(f"switched to {report.model}: {work}; {old}")
+        if report.dropped_vocabularies:
+            names = ", ".join(report.dropped_vocabularies)
+            typer.echo(
+                f"  tags of {names} were the old model's and went with it: run "
+                f"`searchclip tag --vocab {report.dropped_vocabularies[0]}` again",
+                err=True,
+            )
+        if report.forgotten:
+            typer.echo(
+                f"  {report.forgotten} offline images forgotten: they are indexed afresh "
+                "when their folders are back",
+                err=True,
+            )
+        return
+    typer.echo(
+        f"re-encoding with {report.model}: {work}; not switched yet, still {report.previous}"
+    )
+    shown = report.unreadable[:FAILURES_SHOWN]
+    echo_names((f"  not encoded {f.path}: {f.reason}" for f in shown), err=True)
+    if len(report.unreadable) > FAILURES_SHOWN:
+        typer.echo(f"  ... and {len(report.unreadable) - FAILURES_SHOWN} more", err=True)
+    echo_names(
+        (
+            f"  waiting for {folder.path}: {folder.images} images offline (bring it online "
+            "and run again, or --forget-offline to switch without them)"
+            for folder in report.waiting_for
+        ),
+        err=True,
+    )
+
+
+def _abandoned_line(abandoned: str | None, kept: bool) -> str:
+    if abandoned is None:
+        return "no migration was pending"
+    what = "its vectors kept (a later --migrate resumes)" if kept else "its vectors deleted"
+    return f"abandoned the migration to {abandoned}: {what}"
 
 
 def demo(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from searchclip._cli._common import IndexOption, echo_names, open_engine
+from searchclip._cli._common import IndexOption, JsonOption, echo_names, open_engine
 
 
 def info(
@@ -15,11 +17,19 @@ def info(
     failures: Annotated[
         bool, typer.Option("--failures", help="List the files that could not be indexed.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show what an index holds: its model, image count and failures."""
+    """Show what an index holds: its model, image count and failures, and a model switch in
+    progress (--migrate) or models kept (--keep-old)."""
     with open_engine(index, create=False) as engine:
         summary = engine.info()
         failed = engine.failures() if failures else []
+    if as_json:
+        found = dataclasses.asdict(summary)
+        if failures:
+            found["failed_files"] = [dataclasses.asdict(failure) for failure in failed]
+        echo_names([json.dumps(found, ensure_ascii=False)])
+        return
     # the precision goes on the model line: scripts read the first three lines as the counts
     typer.echo(
         f"model:    {summary.model} ({summary.dim} dimensions; images in {summary.precision})"
@@ -49,7 +59,27 @@ def info(
         "(missing or empty: an unmounted drive?)"
         for folder in summary.offline
     )
+    if summary.migration is not None:
+        _echo_migration(summary.migration)
+    for kept in summary.kept_models:
+        typer.echo(
+            f"kept:     {kept.model} ({kept.dim} dimensions): {kept.vectors} images' vectors "
+            "(switching back encodes only what changed)"
+        )
     echo_names(f"  {failure.path}: {failure.reason}" for failure in failed)
+
+
+def _echo_migration(migration) -> None:
+    precision = f"; images in {migration.precision}" if migration.precision else ""
+    typer.echo(
+        f"migrating: {migration.model} ({migration.dim} dimensions{precision}): "
+        f"{migration.encoded}/{migration.total} images re-embedded"
+    )
+    echo_names(
+        f"  waiting for {folder.path}: {folder.images} images offline (bring it online, or "
+        "--migrate --forget-offline to switch without them)"
+        for folder in migration.waiting_for
+    )
 
 
 def _date(seconds: float) -> str:

@@ -89,6 +89,8 @@ def create_app(
             failures=found.failures,
             precision=found.precision,
             vocabularies=[models.Vocabulary(**v.__dict__) for v in found.vocabularies],
+            migration=models.migration_out(found.migration),
+            kept_models=[models.KeptModel(**kept.__dict__) for kept in found.kept_models],
         )
 
     @app.get("/api/tags", response_model=models.TagsResponse, tags=["index"])

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from searchclip._results import IndexedImage, PhotoMetadata, SearchHit, SearchResults
+from searchclip._results import (
+    IndexedImage,
+    MigrationInfo,
+    PhotoMetadata,
+    SearchHit,
+    SearchResults,
+)
 
 
 class Error(BaseModel):
@@ -101,6 +107,26 @@ class TagsResponse(BaseModel):
     labels: list[str]
 
 
+class Migration(BaseModel):
+    """A switch to another model in progress: ``encoded`` of ``total`` images have a vector
+    of it; ``waiting_for``: offline folders it waits for."""
+
+    model: str
+    dim: int
+    encoded: int
+    total: int
+    precision: str
+    waiting_for: list[str] = []
+
+
+class KeptModel(BaseModel):
+    """A model the index used before, whose vectors it kept (switching back: no encoding)."""
+
+    model: str
+    dim: int
+    vectors: int
+
+
 class InfoResponse(BaseModel):
     index_dir: str
     model: str
@@ -109,10 +135,25 @@ class InfoResponse(BaseModel):
     failures: int
     precision: str
     vocabularies: list[Vocabulary]
+    migration: Migration | None = None  # queries use ``model`` until the switch
+    kept_models: list[KeptModel] = []
 
 
 class Health(BaseModel):
     status: str = "ok"
+
+
+def migration_out(migration: MigrationInfo | None) -> Migration | None:
+    if migration is None:
+        return None
+    return Migration(
+        model=migration.model,
+        dim=migration.dim,
+        encoded=migration.encoded,
+        total=migration.total,
+        precision=migration.precision,
+        waiting_for=[folder.path for folder in migration.waiting_for],
+    )
 
 
 def metadata_out(meta: PhotoMetadata | None) -> Metadata | None:
