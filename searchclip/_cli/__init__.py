@@ -14,7 +14,18 @@ import warnings
 
 import typer
 
-from searchclip._cli import _check, _duplicates, _eval, _index, _info, _query, _serve, _tags, _xmp
+from searchclip._cli import (
+    _check,
+    _duplicates,
+    _eval,
+    _index,
+    _info,
+    _models,
+    _query,
+    _serve,
+    _tags,
+    _xmp,
+)
 from searchclip._cli._common import DEBUG_ENV_VAR, ErrorHandlingGroup
 
 app = typer.Typer(
@@ -45,6 +56,7 @@ app.command()(_tags.tags)
 app.command()(_xmp.xmp)
 app.command()(_duplicates.duplicates)
 app.command()(_info.info)
+app.command()(_models.models)
 app.command()(_check.check)
 app.command()(_index.demo)
 app.command()(_serve.serve)
