@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import searchclip._encoders  # noqa: F401  (its torchvision import hook, before transformers)
+
 REPO = Path(__file__).resolve().parents[1]
 COCO_IMAGES = REPO.parent / "shared" / "data" / "coco128_multilabel" / "images"
 TWELVE_MP_IMAGES = REPO / "benchmarks" / "out" / "coco-12mp"

@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import searchclip._encoders  # noqa: F401  (its torchvision import hook, before transformers)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "out" / "vit-b32-random"
 DEFAULT_TOKENIZER = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-tokenizer"

@@ -16,6 +16,7 @@ from searchclip._engine import SearchEngine
 from searchclip._errors import (
     CatalogDamagedError,
     CatalogError,
+    ClusterError,
     EmptyIndexError,
     FileError,
     ImageNotFoundError,
@@ -72,6 +73,7 @@ __all__ = [
     "CatalogError",
     "CheckProblem",
     "CheckReport",
+    "ClusterError",
     "DuplicateGroup",
     "DuplicateImage",
     "DuplicateReport",

@@ -249,6 +249,7 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
         on_progress: Callable[[IndexProgress], None] | None = None,
         force: bool = False,
         forget_offline: bool = False,
+        ray_address: str | None = None,
     ) -> IndexReport:
         """Index the images under ``path`` (a folder, recursively, or one file); incremental.
 
@@ -263,16 +264,29 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
         worker, which bounds a run's memory) with a plain per-image limit.
         ``on_progress`` is called after each file that needed reading (the CLI draws its bar
         from it); the library itself prints nothing.
+        ``ray_address`` (the ``ray`` extra) reads, decodes and encodes on a Ray cluster:
+        ``"auto"`` (the cluster ``ray start`` runs here, or ``$RAY_ADDRESS``), ``"local"`` (a
+        Ray instance started for this run) or its address; every node must read the files at
+        the same paths, and load the model by the same name. Scanning, planning and commits
+        stay here, so the run resumes and reports as a local one.
 
         Raises:
             FileError: ``path`` does not exist (and the index holds nothing under it).
             WholeFileSystemError: ``path`` is, or leads to, ``/``, and ``force`` is false.
-            InvalidArgumentError: ``workers`` < 1 or ``max_pixels`` < 1.
+            InvalidArgumentError: ``workers`` < 1 or ``max_pixels`` < 1, or ``ray_address``
+                with an encoder passed in (a cluster loads the model by its name).
             IndexBusyError: another process or thread is writing to this index.
             ModelLoadError, MissingExtraError: the model is needed and cannot be loaded.
+            ClusterError: no Ray cluster at ``ray_address``, or a node cannot read the files.
         """
         root = index_root(path, force=force, indexed_under=self._catalog.files_under)
         options = IngestOptions.checked(self._batch_size, workers, max_pixels, forget_offline)
+        if ray_address is not None and self._injected is not None:
+            raise InvalidArgumentError(
+                "a cluster run loads the model by its name on every node: pass model=, not "
+                "encoder=",
+                value=ray_address,
+            )
         with self._directory.write_lock():
             self._directory.remove_leftovers()
             self._fresh_state()  # another process may have switched models since
@@ -290,6 +304,7 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
                 IndexImageEncoding(self._encoders, self._precision, model),
                 options,
                 IngestListeners(progress=on_progress, committed=committed),
+                self._cluster_run(ray_address, root, model),
             )
             if self._precision.chosen_now:  # said once: in the run that made the choice
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
@@ -300,6 +315,21 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
                 self._state = state
             self._encoders.export_text_encoder(model)  # only if torch is loaded anyway
         return report
+
+    def _cluster_run(self, address: str | None, root: Path, model: ModelRecord):
+        """How a run with ``ray_address`` prepares its files (None: on this machine)."""
+        if address is None:
+            return None
+        from searchclip._cluster import ClusterRun
+
+        return ClusterRun(
+            address,
+            str(root),
+            model.name,
+            self._device,
+            self._batch_size,
+            precision=lambda: self._precision.current,
+        ).prepare
 
     def _ensure_model_recorded(self) -> ModelRecord:
         if self._model is None:

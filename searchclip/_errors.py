@@ -11,6 +11,7 @@ code 1 in exactly one place (``searchclip._cli._common``).
     │   ├── IndexNotFoundError      no index at the given directory
     │   ├── EmptyIndexError         the index holds no images yet
     │   ├── IndexBusyError          another process is writing to the index
+    │   ├── MigrationPendingError   a migration to another model is pending  (.pending)
     │   └── SchemaTooNewError       the index was written by a newer searchclip
     ├── ModelError                  about the model  (.model)
     │   ├── ModelLoadError          the model could not be loaded
@@ -21,8 +22,9 @@ code 1 in exactly one place (``searchclip._cli._common``).
     │   ├── CatalogError            the catalog is unreadable or not a searchclip catalog
     │   │   └── CatalogDamagedError the catalog file is damaged  (.problem, .index_dir)
     │   └── ImageReadError          an image cannot be read (also recorded per file when indexing)
-    └── InputError                  a value passed in is wrong  (.value)
-        └── InvalidArgumentError    out of range, empty, or contradictory (also a ValueError)
+    ├── InputError                  a value passed in is wrong  (.value)
+    │   └── InvalidArgumentError    out of range, empty, or contradictory (also a ValueError)
+    └── ClusterError                the Ray cluster cannot run the work  (.address)
 """
 
 from __future__ import annotations
@@ -183,3 +185,13 @@ class ImageNotFoundError(InputError, LookupError):
 
 class WholeFileSystemError(InvalidArgumentError):
     """Indexing ``/`` (or a path that leads there) was asked for without ``force``."""
+
+
+class ClusterError(SearchclipError):
+    """A cluster run cannot go on: no Ray cluster at ``address``, or a worker cannot read the
+    files (``node``: the worker's host name)."""
+
+    def __init__(self, message: str, *, address: str | None = None, node: str | None = None):
+        super().__init__(message)
+        self.address = address
+        self.node = node

@@ -10,27 +10,25 @@ were not found again under another name are removed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from searchclip import _images as images
 from searchclip._catalog import Catalog, CatalogChanges, FileEntry, FileRecord, ModelRecord
-from searchclip._errors import FileError, ImageReadError, WholeFileSystemError
+from searchclip._errors import FileError, WholeFileSystemError
 from searchclip._ingest_options import (
     BatchCommitted,
     ImageEncoding,
     IngestListeners,
     IngestOptions,
-    in_order,
 )
-from searchclip._perceptual_hash import perceptual_hash
+from searchclip._ingest_prepare import FilePreparer, Prepared, PrepareFiles, prepare_locally
 from searchclip._results import FailedFile, IndexProgress, IndexReport, PhotoMetadata
 from searchclip._volumes import VolumeCheck, is_under, offline_roots
 from searchclip._xmp import refresh_keywords
@@ -43,21 +41,6 @@ __all__ = [
     "index_path",
     "index_root",
 ]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A file as a worker thread left it: hashed, and decoded when its content is new."""
-
-    stat: images.FileStat
-    record: FileRecord | None
-    content_hash: str = ""
-    pixels: np.ndarray | None = None
-    width: int = 0
-    height: int = 0
-    error: str | None = None
-    metadata: PhotoMetadata | None = None
-    perceptual_hash: int | None = None
 
 
 class _Run:
@@ -121,41 +104,12 @@ class _Run:
         for path, reason in scan.failures:
             self._fail(path, reason)
         self.reusable = self.catalog.content_hashes(self.model) if todo else set()
+        self.preparer = FilePreparer(self.encoding, self.options, self.reusable)
         return todo
-
-    # --- worker side (runs on decoding threads) ------------------------------------------------
-
-    def prepare(self, stat: images.FileStat, record: FileRecord | None) -> _Prepared:
-        try:
-            data = images.read_bytes(stat.path)
-        except ImageReadError as exc:
-            return _Prepared(stat, record, error=exc.reason)
-        digest = images.content_hash(data)
-        metadata = images.read_metadata(data, stat.mtime_ns)
-        if (record and record.content_hash == digest) or digest in self.reusable:
-            return _Prepared(stat, record, digest, metadata=metadata)
-        return self._decode(stat, record, data, digest, metadata)
-
-    def _decode(
-        self, stat, record, data: bytes, digest: str, metadata: PhotoMetadata | None
-    ) -> _Prepared:
-        image_size = self.encoding.image_size()  # outside the try: a model that cannot load
-        try:  # stops the run
-            decoded = images.decode_image(data, min_side=image_size, **self.options.decode_limits())
-            pixels = self.encoding.preprocess(decoded.image)
-            picture_hash = perceptual_hash(decoded.image)  # for near-duplicate reports
-        except ImageReadError as exc:
-            return _Prepared(stat, record, digest, error=exc.reason)
-        except Exception as exc:  # one odd file (MemoryError included) must never end the run
-            return _Prepared(stat, record, digest, error=f"cannot decode: {exc!r}"[:300])
-        size = (decoded.width, decoded.height)
-        return _Prepared(
-            stat, record, digest, pixels, *size, metadata=metadata, perceptual_hash=picture_hash
-        )
 
     # --- main thread ---------------------------------------------------------------------------
 
-    def handle(self, item: _Prepared) -> None:
+    def handle(self, item: Prepared) -> None:
         stat, record = item.stat, item.record
         if item.error is not None:
             self._fail(stat.path, item.error, record)
@@ -173,7 +127,7 @@ class _Run:
         if self.pending_items >= self.options.batch_size:
             self.flush()
 
-    def _claim_move(self, item: _Prepared) -> bool:
+    def _claim_move(self, item: Prepared) -> bool:
         candidates = self.vanished.get(item.content_hash)
         source = candidates.pop() if candidates else self._moved_from_elsewhere(item.content_hash)
         if source is None:
@@ -199,7 +153,13 @@ class _Run:
                 return record
         return None
 
-    def _add_content(self, item: _Prepared, kind: str) -> None:
+    def _add_content(self, item: Prepared, kind: str) -> None:
+        if item.vector is not None:  # a cluster worker encoded it
+            entry = _new_entry(item)
+            self.changes.upserts.append((entry, item.vector))
+            self.counts[kind] += 1
+            self.encoded += 1
+            return
         reused = None
         if item.pixels is None:  # the worker saw this content in the catalog: copy its vector
             reused = self.catalog.find_by_hash(item.content_hash, self.model)
@@ -210,28 +170,11 @@ class _Run:
             self.counts[kind] += 1
             return
         if item.pixels is None:  # the stored copy went away since the worker looked: decode now
-            item = self._decode_now(item)
+            item = self.preparer.decode_again(item)
             if item.error is not None:
                 self._fail(item.stat.path, item.error, item.record)
                 return
-        entry = FileEntry(
-            item.stat.path,
-            item.stat.size,
-            item.stat.mtime_ns,
-            item.content_hash,
-            item.width,
-            item.height,
-            item.metadata,
-            item.perceptual_hash,
-        )
-        self.to_encode.append((entry, item.pixels, kind))
-
-    def _decode_now(self, item: _Prepared) -> _Prepared:
-        try:
-            data = images.read_bytes(item.stat.path)
-        except ImageReadError as exc:
-            return _Prepared(item.stat, item.record, error=exc.reason)
-        return self._decode(item.stat, item.record, data, item.content_hash, item.metadata)
+        self.to_encode.append((_new_entry(item), item.pixels, kind))
 
     def _fail(self, path: str, reason: str, record: FileRecord | None = None) -> None:
         path = _printable(path)
@@ -282,23 +225,21 @@ def index_path(
     encoding: ImageEncoding,
     options: IngestOptions | None = None,
     listeners: IngestListeners | None = None,
+    prepare: PrepareFiles | None = None,
 ) -> IndexReport:
-    """Bring the catalog up to date with the images under ``root``."""
+    """Bring the catalog up to date with the images under ``root``. ``prepare`` reads the
+    files that need it (default: this process's decoding threads; a cluster run passes Ray's)."""
     options = options or IngestOptions()
     listeners = listeners or IngestListeners()
     started = time.monotonic()
     root = os.path.abspath(os.fspath(root))
     run = _Run(catalog, model, encoding, options, listeners)
     todo = run.plan(root)
-    with ThreadPoolExecutor(options.workers, thread_name_prefix="searchclip-decode") as pool:
-        try:
-            window = options.batch_size * 2  # bounded prefetch: two batches ahead
-            for done, item in enumerate(in_order(pool, run.prepare, todo, window), start=1):
-                run.handle(item)
-                if listeners.progress:
-                    listeners.progress(IndexProgress(done, len(todo), item.stat.path))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    with contextlib.closing((prepare or prepare_locally)(run.preparer, todo)) as items:
+        for done, item in enumerate(items, start=1):
+            run.handle(item)
+            if listeners.progress:
+                listeners.progress(IndexProgress(done, len(todo), item.stat.path))
     run.flush()
     run.sweep(root)
     refresh_keywords(catalog, root, [stat.path for stat, _ in todo])  # people's own keywords
@@ -347,6 +288,21 @@ def _storable(path: str) -> bool:
 def _printable(path: str) -> str:
     """``path`` with any undecodable bytes shown as U+FFFD, for reports and the failure list."""
     return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def _new_entry(item: Prepared) -> FileEntry:
+    """The entry of a file whose content was decoded in this run."""
+    stat = item.stat
+    return FileEntry(
+        stat.path,
+        stat.size,
+        stat.mtime_ns,
+        item.content_hash,
+        item.width,
+        item.height,
+        item.metadata,
+        item.perceptual_hash,
+    )
 
 
 def _entry(

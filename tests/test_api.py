@@ -49,6 +49,7 @@ def test_errors_form_one_tree_with_the_documented_bases():
         searchclip.ModelError,
         searchclip.FileError,
         searchclip.InputError,
+        searchclip.ClusterError,
     )
     for name, error in errors.items():
         if error is not searchclip.SearchclipError and error not in bases:

@@ -13,6 +13,7 @@ ALLOWED = {
     "torch": ("_encoders/", "training/"),
     "transformers": ("_encoders/", "training/"),
     "faiss": ("_vector_index/",),
+    "ray": ("_cluster/",),
     "sqlalchemy": ("_catalog/",),
     "alembic": ("_catalog/",),
 }

@@ -38,6 +38,17 @@ def index(
         int | None, typer.Option("--workers", help="Decoding threads [default: up to 4].")
     ] = None,
     device: DeviceOption = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Read, decode and encode on a Ray cluster (searchclip[ray]): auto (the "
+            "cluster `ray start` runs here, or $RAY_ADDRESS), local (a Ray instance for this "
+            "run), or HOST:PORT. Every node must see PATH at the same path.",
+            show_default=False,
+        ),
+    ] = None,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -114,6 +125,7 @@ def index(
             typer.echo(_abandoned_line(abandoned, keep_old), err=True)
         with ProgressBar("indexing") as bar:
             options = {"force": force, "forget_offline": forget_offline and not migrate}
+            options["ray_address"] = ray
             report = engine.index(path, workers=workers, on_progress=bar.update, **options)
         if migrate:
             with ProgressBar("re-encoding") as bar:
