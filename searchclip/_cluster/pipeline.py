@@ -147,6 +147,11 @@ class ClusterRun:
             for stat, record in todo
         ]
         blocks = max(1, math.ceil(len(rows) / self.batch_size))
+        # One decoding thread a CPU of the actor's (its encoder keeps to Ray's OMP_NUM_THREADS);
+        # a GPU actor decodes with the run's own thread count.
+        options = preparer.options
+        if not gpus:
+            options = replace(options, workers=max(1, int(self.cpus_per_actor)))
         dataset = ray.data.from_items(rows, override_num_blocks=blocks)
         return dataset.map_batches(
             FileEncoder,
@@ -155,7 +160,7 @@ class ClusterRun:
                 "precision": self.precision(),
                 "device": "cuda" if gpus else "cpu",
                 "batch_size": self.batch_size,
-                "options": preparer.options,
+                "options": options,
                 "reusable": set(preparer.reusable),
                 "root": self.root,
             },

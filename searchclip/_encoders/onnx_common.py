@@ -8,6 +8,7 @@ is imported only when a session opens.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -44,6 +45,9 @@ def open_session(path: Path, *, spin: bool = True):
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: no warnings about unused initializers
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:  # e.g. a Ray actor given one CPU, as torch is
+        options.intra_op_num_threads = int(threads)
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
