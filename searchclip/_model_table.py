@@ -48,11 +48,6 @@ class RecommendedModel:
     def download_size_gb(self) -> float:
         return self.download_gb or self.params_millions * 4 / 1000
 
-    @property
-    def key(self) -> str:
-        """The name its measurements are kept under."""
-        return self.model_id
-
 
 def _coco(value: float, source: str = OPENCLIP_RESULTS) -> Quality:
     return Quality(value, "MSCOCO 5k", source)

@@ -125,8 +125,9 @@ def index(
             typer.echo(_abandoned_line(abandoned, keep_old), err=True)
         with ProgressBar("indexing") as bar:
             options = {"force": force, "forget_offline": forget_offline and not migrate}
-            options["ray_address"] = ray
-            report = engine.index(path, workers=workers, on_progress=bar.update, **options)
+            report = engine.index(
+                path, workers=workers, on_progress=bar.update, ray_address=ray, **options
+            )
         if migrate:
             with ProgressBar("re-encoding") as bar:
                 migration = engine.migrate(

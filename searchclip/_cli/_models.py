@@ -103,7 +103,8 @@ def table_lines(rows: list[RecommendedModel], speeds: dict[str, ModelSpeed]) -> 
     ]
     lines.append("")
     lines += [f"[{number}] {source}" for number, source in enumerate(sources, 1)]
-    measured = [speed for speed in speeds.values() if speed.model_id in {r.model_id for r in rows}]
+    listed = {row.model_id for row in rows}
+    measured = [speed for speed in speeds.values() if speed.model_id in listed]
     if measured:
         lines.append(
             f"speeds: {host_name()}, random weights of each architecture, 16-image batches "

@@ -2,7 +2,7 @@
 
 Each actor loads the model once (by name: a Hugging Face id, or a directory at the same path
 on every node) at the run's precision, and for each batch of planned files reads, hashes and
-decodes them on its own decoding threads (:class:`FilePreparer`, exactly as a local run does)
+decodes them on its own decoding threads (:class:`FilePreparer`, the code a local run uses)
 and encodes the new content. What it sends back is one pickled :class:`Prepared` a file, with
 the vector in place of the pixels. The driver's catalog is the only writer.
 """
