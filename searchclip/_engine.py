@@ -310,7 +310,7 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
                 self._precision.chosen_now = ""
             state = self._catalog.state()
-            self._vectors.apply(changes, state)
+            self._vectors.apply(changes, state, self._shard_runner(ray_address))
             with self._state_lock:
                 self._state = state
             self._encoders.export_text_encoder(model)  # only if torch is loaded anyway
@@ -330,6 +330,15 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
             self._batch_size,
             precision=lambda: self._precision.current,
         ).prepare
+
+    @staticmethod
+    def _shard_runner(address: str | None):
+        """Where an on-disk index's rebuild adds its shards (None: here)."""
+        if address is None:
+            return None
+        from searchclip._cluster import ray_shard_runner
+
+        return ray_shard_runner(address)
 
     def _ensure_model_recorded(self) -> ModelRecord:
         if self._model is None:

@@ -29,6 +29,7 @@ The contract, for threads and processes:
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,7 +42,7 @@ from searchclip._index_dir import writer_active
 
 if TYPE_CHECKING:
     from searchclip._catalog import IndexState
-    from searchclip._vector_index import VectorIndex
+    from searchclip._vector_index import ShardRunner, VectorIndex
 
 # Changes remembered for an incremental update; beyond this many files a run rebuilds instead
 # (the changes' vectors are held in memory until the run ends: one vector a change).
@@ -122,20 +123,24 @@ class VectorStore:
         ``state``: the catalog's state before the run."""
         return VectorChanges(state.generation, useful=self.file(state.generation).exists())
 
-    def apply(self, changes: VectorChanges, state: IndexState) -> None:
+    def apply(
+        self, changes: VectorChanges, state: IndexState, run_shards: ShardRunner | None = None
+    ) -> None:
         """Bring the vector file up to date after an index run that recorded ``changes``;
-        ``state``: the catalog's state after the run."""
+        ``state``: the catalog's state after the run; ``run_shards``: where the shards of an
+        on-disk index's rebuild run (None: here, one after another)."""
         from searchclip._vector_index import VectorIndexFileError, load_index
 
         path = self.file(state.generation)
         if state.generation == changes.generation or changes.overflowed or not changes.latest:
             # Nothing changed (a good file stays as it is, one a search found bad is written),
             # or no changes to apply: the file comes from the catalog.
-            self.refresh(state)
+            self.refresh(state, run_shards)
             return
         try:
             # The previous generation's file, loaded afresh rather than the cached index:
-            # searches may be running on that one, and it must not change under them.
+            # searches may be running on that one, and it must not change under them (an
+            # on-disk index's base files never change: its changes go to the new file).
             index = load_index(self.file(changes.generation), state.model.dim)
             removed = [file_id for file_id, vector in changes.latest.items() if vector is None]
             added = {i: v for i, v in changes.latest.items() if v is not None}
@@ -144,13 +149,13 @@ class VectorStore:
                 index.add(np.fromiter(added, np.int64, len(added)), np.stack(list(added.values())))
             index = self._checked(index, path, state.files)
         except VectorIndexFileError:
-            self.refresh(state)  # the half-updated copy is dropped with this frame
+            self.refresh(state, run_shards)  # the half-updated copy is dropped with this frame
             return
         self._save(index, path, state.generation)
         self._sweep(state.generation)
         self._keep(index, state)
 
-    def refresh(self, state: IndexState) -> None:
+    def refresh(self, state: IndexState, run_shards: ShardRunner | None = None) -> None:
         """Make ``state``'s generation's file current: kept if it checks out, else written from
         the index built in memory for it (by a search) or built from the catalog; then delete
         the other generations' files. ``state`` must have a model."""
@@ -162,10 +167,14 @@ class VectorStore:
         if index is None:
             with self._lock:  # one build at a time, readers' included
                 cached = self._cached
-                if _serves(cached, state) and cached[1] == state.generation:
+                if (
+                    _serves(cached, state)
+                    and cached[1] == state.generation
+                    and cached[0].can_save_in(self._dir)  # not a search's, built elsewhere
+                ):
                     index = self._checked_or_none(cached[0], path, state.files)
                 if index is None:
-                    index = self._built(state)
+                    index = self._built(state, run_shards, here=True)
             self._save(index, path, state.generation)
         self._sweep(state.generation)
         self._keep(index, state)
@@ -191,7 +200,7 @@ class VectorStore:
 
     def rebuild(self, state: IndexState) -> None:
         """Write ``state``'s generation's file afresh from the catalog (under the write lock)."""
-        index = self._built(state)
+        index = self._built(state, here=True)
         self._save(index, self.file(state.generation), state.generation)
         self._sweep(state.generation)
         self._keep(index, state)
@@ -210,10 +219,28 @@ class VectorStore:
         self._good_file = state.generation
         return index
 
-    def _built(self, state: IndexState) -> VectorIndex:
-        from searchclip._vector_index import build_index
+    def _built(
+        self, state: IndexState, run_shards: ShardRunner | None = None, *, here: bool = False
+    ) -> VectorIndex:
+        """The index built from the catalog. An on-disk one is built into the index directory
+        by the write path (``here``), else into a temporary one whose files are deleted once
+        mapped: reads never write to the index directory."""
+        from searchclip._vector_index import (
+            OnDiskIVFIndex,
+            build_index,
+            build_on_disk,
+            index_type_for,
+        )
 
-        return build_index(state.model.dim, *self._catalog.all_vectors(state.model))
+        model = state.model
+        if index_type_for(state.files) is not OnDiskIVFIndex:
+            return build_index(model.dim, *self._catalog.all_vectors(model))
+        chunks = self._catalog.vector_chunks(model)
+        shards = {} if run_shards is None else {"run_shards": run_shards}
+        if here:
+            return build_on_disk(model.dim, chunks, self._dir, **shards)
+        with tempfile.TemporaryDirectory(prefix="searchclip-", ignore_cleanup_errors=True) as temp:
+            return build_on_disk(model.dim, chunks, Path(temp), **shards)
 
     def _checked(self, index: VectorIndex, path: Path, count: int) -> VectorIndex:
         from searchclip._vector_index import VectorIndexFileError, index_type_for
@@ -240,10 +267,13 @@ class VectorStore:
             self._good_file = generation
 
     def _sweep(self, generation: int) -> None:
-        """Delete every other generation's file (and only on the write path)."""
-        keep = self.file(generation)
-        for stale in self._dir.glob("vectors-*.faiss"):
-            if stale != keep:
+        """Delete every other generation's file, and on-disk bases no longer in use (and only
+        on the write path, where no base is being built meanwhile)."""
+        from searchclip._vector_index import files_in_use
+
+        keep = files_in_use(self.file(generation))
+        for stale in [*self._dir.glob("vectors-*.faiss"), *self._dir.glob("ondisk-*")]:
+            if stale not in keep:
                 with contextlib.suppress(OSError):
                     stale.unlink()
 

@@ -129,6 +129,46 @@ def test_a_second_cluster_run_reads_only_what_changed(cluster, tmp_path, fake_mo
     assert (report.new, report.moved, report.encoded, report.unchanged) == (5, 1, 5, 29)
 
 
+def test_an_on_disk_index_adds_its_shards_as_ray_tasks(cluster, tmp_path, fake_model, monkeypatch):
+    from searchclip import _cluster
+    from searchclip._vector_index import build_on_disk, load_index
+
+    monkeypatch.setattr("searchclip._vector_index.choice.EXACT_MAX_VECTORS", 4)
+    monkeypatch.setattr("searchclip._vector_index.choice.ON_DISK_MIN_VECTORS", 40)
+    monkeypatch.setattr("searchclip._vector_index.ondisk_build.SHARD_VECTORS", 10)
+    shards_on_ray = []
+    real_runner = _cluster.ray_shard_runner
+
+    def counted(address):
+        run = real_runner(address)
+
+        def counting(function, shared, jobs):
+            for shard in run(function, shared, jobs):
+                shards_on_ray.append(len(shard))
+                yield shard
+
+        return counting
+
+    monkeypatch.setattr(_cluster, "ray_shard_runner", counted)
+    photos = tmp_path / "photos"
+    photo_folder(photos, 45)
+    _, address = cluster
+    with SearchEngine(tmp_path / "index", model=fake_model) as engine:
+        engine.index(photos, ray_address=address)
+        model = engine._model
+        chunks = list(engine._catalog.vector_chunks(model))
+        on_cluster = [h.path for h in engine.search_image(photos / "img004.png", k=10)]
+    assert len(shards_on_ray) == 5  # 45 vectors, 10 a shard
+    (vector_file,) = (tmp_path / "index").glob("vectors-*.faiss")
+    index = load_index(vector_file, model.dim)
+    here = build_on_disk(model.dim, iter(chunks), tmp_path, shard_vectors=10)
+    queries = np.concatenate([vectors for _, vectors in chunks])
+    assert np.array_equal(index.search(queries, 5)[1], here.search(queries, 5)[1])
+    with SearchEngine(tmp_path / "local", model=fake_model) as engine:
+        engine.index(photos)
+        assert [h.path for h in engine.search_image(photos / "img004.png", k=10)] == on_cluster
+
+
 def test_a_file_a_worker_cannot_read_is_recorded_as_a_local_run_records_it(
     cluster, tmp_path, fake_model
 ):

@@ -8,7 +8,7 @@ an interrupted run loses at most the batch in flight.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from searchclip._catalog.records import (
     ModelRecord,
 )
 from searchclip._catalog.tags import TagStore
-from searchclip._catalog.vector_reads import vectors_keyed_by
+from searchclip._catalog.vector_reads import vector_chunks, vectors_keyed_by
 from searchclip._errors import CatalogError
 from searchclip._filters import PhotoFilter
 from searchclip._id_subset import IdSubset
@@ -218,19 +218,22 @@ class Catalog:
 
     def all_vectors(self, model: ModelRecord) -> tuple[np.ndarray, np.ndarray]:
         """Every (id, vector) of ``model``, as int64 (n,) and float32 (n, dim) arrays."""
-        query = (
-            select(schema.vectors.c.file_id, schema.vectors.c.vector)
-            .where(schema.vectors.c.model_id == model.id)
-            .order_by(schema.vectors.c.file_id)
-        )
+        chunks = list(self.vector_chunks(model, rows=None))
+        return chunks[0] if chunks else _no_vectors(model)
+
+    def vector_chunks(
+        self, model: ModelRecord, rows: int | None = 65_536
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) of ``model`` as :meth:`all_vectors` gives them, ``rows`` at a
+        time (None: all at once), ids ascending, all from one read transaction: one snapshot,
+        however long the caller takes between chunks (a large index's build)."""
         with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        blob = b"".join(row[1] for row in rows)
-        if len(blob) != len(rows) * model.dim * 4:
-            raise CatalogError(f"{self.path} holds vectors of the wrong length for {model.name}")
-        vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), model.dim)
-        return ids, vectors.astype(np.float32)
+            for ids, vectors in vector_chunks(connection, model.id, rows):
+                if vectors.size != len(ids) * model.dim:
+                    raise CatalogError(
+                        f"{self.path} holds vectors of the wrong length for {model.name}"
+                    )
+                yield ids, vectors.reshape(len(ids), model.dim)
 
     def file_by_path(self, path: str) -> FileRecord | None:
         query = select(schema.files).where(schema.files.c.path == path)
@@ -384,6 +387,10 @@ def _delete_failures(connection: Connection, paths: Sequence[str]) -> None:
     for start in range(0, len(paths), 500):
         chunk = list(paths[start : start + 500])
         connection.execute(delete(schema.failures).where(schema.failures.c.path.in_(chunk)))
+
+
+def _no_vectors(model: ModelRecord) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, np.int64), np.empty((0, model.dim), np.float32)
 
 
 def _file_record(row) -> FileRecord:

@@ -14,10 +14,14 @@ mounted at the same path): a node that cannot see the indexed folder stops the r
 line naming it. ``auto`` precision is decided on the driver, on the first batch that needs
 encoding (as a local run decides it), before the cluster starts, so all actors encode at one
 precision.
+
+A rebuild of an on-disk index after a cluster run adds its shards as Ray tasks
+(:mod:`.shards`), on the same cluster.
 """
 
 from __future__ import annotations
 
 from searchclip._cluster.pipeline import ClusterRun
+from searchclip._cluster.shards import ray_shard_runner
 
-__all__ = ["ClusterRun"]
+__all__ = ["ClusterRun", "ray_shard_runner"]

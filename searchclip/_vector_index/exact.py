@@ -54,6 +54,24 @@ class FlatIndex(VectorIndex):
         flat._index, flat._mapped = index, True
         return flat
 
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, dim: int) -> FlatIndex:
+        """The index :meth:`to_bytes` gave (VectorIndexFileError if ``data`` is not one)."""
+        faiss = import_faiss()
+        try:
+            index = faiss.deserialize_index(data)
+        except RuntimeError as err:
+            raise VectorIndexFileError(f"not a FAISS index: {err}") from None
+        if not isinstance(index, faiss.IndexIDMap2) or index.d != dim:
+            raise VectorIndexFileError(f"not a {dim}-d id-map index")
+        flat = cls(dim)
+        flat._index = index
+        return flat
+
+    def to_bytes(self) -> np.ndarray:
+        """FAISS's serialization of the index (uint8)."""
+        return import_faiss().serialize_index(self._index)
+
     @property
     def ntotal(self) -> int:
         return int(self._index.ntotal)
@@ -89,8 +107,7 @@ class FlatIndex(VectorIndex):
         return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def _write(self, file: BinaryIO) -> None:
-        faiss = import_faiss()
-        file.write(faiss.serialize_index(self._index).tobytes())
+        file.write(self.to_bytes().tobytes())
 
 
 class NumpyIndex(VectorIndex):

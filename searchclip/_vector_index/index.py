@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -96,6 +97,11 @@ class VectorIndex(ABC):
         else:
             scores, ids = self._search(queries, k, allowed, far=far)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
+
+    def can_save_in(self, directory: Path) -> bool:
+        """Whether :meth:`save` may write into ``directory`` (an on-disk index: only beside
+        its base's files)."""
+        return True
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index so that ``path`` holds either the old or the new content, whole."""

@@ -1,0 +1,183 @@
+"""The engine's sharded on-disk IVF at scale: build, files, queries, recall, an update.
+
+Builds ``searchclip._vector_index.build_on_disk`` over ``--n`` CLIP-like vectors (the ANN
+benchmark's generator, ``ann_recall.clip_like``, streamed chunk by chunk as the catalog streams
+them), each shard in a fresh process as a Ray task would run it (its peak memory is what a task
+needs). Then: 100 image-like and 100 text-like single queries, median latency and recall@10
+against exact search over the same vectors; a 1 % filter; an update of 10,000 new vectors
+beside the base (saved and loaded again, as an index run does).
+
+    cd benchmarks && python ondisk_scale.py [--n 10000000] [--codes SQ8|PQ64] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from ann_recall import DIM, K, clip_like
+
+from searchclip._id_subset import IdSubset
+from searchclip._vector_index import build_on_disk, load_index
+from searchclip._vector_index.ondisk_build import codes_for, memory_budget
+
+CHUNK_ROWS = 100_000
+
+
+def chunk_vectors(number: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ``number`` of the collection: the same ids and vectors every time."""
+    ids = np.arange(number * CHUNK_ROWS, number * CHUNK_ROWS + rows, dtype=np.int64) + 1
+    return ids, clip_like(rows, seed=1000 + number)
+
+
+def collection(n: int):
+    for number, start in enumerate(range(0, n, CHUNK_ROWS)):
+        yield chunk_vectors(number, min(CHUNK_ROWS, n - start))
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _shard_in_child(function, shared, ids, rows):
+    started = time.perf_counter()
+    result = function(shared, ids, np.asarray(rows))
+    return result, time.perf_counter() - started, peak_mb()
+
+
+class TimedShards:
+    """A ShardRunner: each shard in a fresh process (a Ray task's memory), timed."""
+
+    def __init__(self) -> None:
+        self.started_at: float | None = None
+        self.shards: list[tuple[float, float]] = []  # (seconds, peak MB)
+
+    def __call__(self, function, shared, jobs):
+        self.started_at = time.perf_counter()
+        context = multiprocessing.get_context("spawn")  # not fork: OpenMP is loaded here
+        for ids, rows in jobs:
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                result, seconds, peak = pool.submit(
+                    _shard_in_child, function, shared, ids, np.array(rows)
+                ).result()
+            self.shards.append((seconds, peak))
+            yield result
+
+
+def exact_top(queries: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    """The true top-K ids of each query (within ``allowed``), chunk by chunk."""
+    best_scores = np.full((len(queries), K), -np.inf, dtype=np.float32)
+    best_ids = np.full((len(queries), K), -1, dtype=np.int64)
+    for ids, vectors in collection(n):
+        scores = queries @ vectors.T
+        if allowed is not None:
+            scores[:, ~np.isin(ids, allowed)] = -np.inf
+        scores = np.concatenate([best_scores, scores], axis=1)
+        every = np.concatenate([best_ids, np.broadcast_to(ids, (len(queries), len(ids)))], axis=1)
+        keep = np.argpartition(-scores, K, axis=1)[:, :K]
+        best_scores = np.take_along_axis(scores, keep, axis=1)
+        best_ids = np.take_along_axis(every, keep, axis=1)
+    return best_ids
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    pairs = zip(found, truth, strict=True)
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in pairs]))
+
+
+def timed_queries(index, queries: np.ndarray, *, far: bool, allowed=None):
+    found, timings = [], []
+    for query in queries:
+        begin = time.perf_counter()
+        _, ids = index.search(query[None, :], K, allowed, far=far)
+        timings.append((time.perf_counter() - begin) * 1000)
+        found.append(ids[0])
+    return np.array(found), statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--codes", help="SQ8 or PQ<m> (default: what the engine picks here)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--out", type=Path, help="directory for the files (default: a temp one)")
+    args = parser.parse_args()
+    work = args.out or Path(tempfile.mkdtemp(prefix="searchclip-ondisk-"))
+    work.mkdir(parents=True, exist_ok=True)
+    codes = args.codes or codes_for(args.n, DIM, memory_budget())
+    print(
+        f"{args.n:,} vectors, {DIM} dims, codes {codes} (budget {memory_budget() / 2**30:.1f} GiB)"
+    )
+
+    streamed_at: list[float] = []
+
+    def stream():
+        yield from collection(args.n)
+        streamed_at.append(time.perf_counter())
+
+    shards = TimedShards()
+    started = time.perf_counter()
+    index = build_on_disk(DIM, stream(), work, codes=codes, run_shards=shards)
+    total = time.perf_counter() - started
+    write_s = streamed_at[0] - started
+    train_s = shards.started_at - streamed_at[0]
+    shard_s = sum(s for s, _ in shards.shards)
+    print(f"build: {total:.0f} s in all, driver peak {peak_mb():,.0f} MB")
+    print(f"  stream + fp16 re-ranking file: {write_s:.0f} s (generating the vectors included)")
+    print(f"  training ({index.nlist} lists): {train_s:.0f} s")
+    seconds = [s for s, _ in shards.shards]
+    peaks = [p for _, p in shards.shards]
+    print(
+        f"  {len(seconds)} shards: {shard_s:.0f} s together, each median "
+        f"{statistics.median(seconds):.0f} s, peak {max(peaks):,.0f} MB a shard process"
+    )
+    print(f"  merge + write: {total - write_s - train_s - shard_s:.0f} s")
+    for path in sorted(work.iterdir()):
+        size = path.stat().st_size
+        print(f"  {path.name}: {size / 1e6:,.0f} MB ({size / args.n:.1f} B/vector)")
+
+    half = args.queries // 2
+    query_sets = {"image": clip_like(half, seed=7), "text": clip_like(half, seed=8, text=True)}
+    rng = np.random.default_rng(5)
+    filtered = np.sort(rng.choice(np.arange(1, args.n + 1), args.n // 100, replace=False))
+    subset = IdSubset(filtered)
+    path = work / "vectors-1.faiss"
+    index.save(path)
+    began = time.perf_counter()
+    index = load_index(path, DIM)
+    first = timed_queries(index, query_sets["image"][:1], far=False)[1]
+    print(f"load: {(time.perf_counter() - began) * 1000:.0f} ms, first query {first:.1f} ms")
+    began = time.perf_counter()
+    truths = {name: exact_top(queries, args.n) for name, queries in query_sets.items()}
+    filtered_truth = exact_top(query_sets["image"], args.n, filtered)
+    print(f"exact search for the truth: {time.perf_counter() - began:.0f} s")
+    print("query | recall@10 | median ms")
+    for name, queries in query_sets.items():
+        found, ms = timed_queries(index, queries, far=name == "text")
+        print(f"{name} | {recall(found, truths[name]):.3f} | {ms:.2f}")
+    found, ms = timed_queries(index, query_sets["image"], far=False, allowed=subset)
+    print(f"image, 1 % filter | {recall(found, filtered_truth):.3f} | {ms:.2f}")
+
+    extra_ids = np.arange(args.n + 1, args.n + 10_001, dtype=np.int64)
+    began = time.perf_counter()
+    index.add(extra_ids, clip_like(10_000, seed=99))
+    index.save(work / "vectors-2.faiss")
+    index = load_index(work / "vectors-2.faiss", DIM)
+    update = time.perf_counter() - began
+    found, ms = timed_queries(index, query_sets["image"], far=False)
+    size = (work / "vectors-2.faiss").stat().st_size / 1e6
+    print(
+        f"update: 10,000 vectors beside the base, saved and loaded in {update:.1f} s "
+        f"({size:.0f} MB); image queries then {ms:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
