@@ -102,13 +102,44 @@ def timed_queries(index, queries: np.ndarray, *, far: bool, allowed=None):
     return np.array(found), statistics.median(timings)
 
 
+def in_memory(n: int, queries: int) -> None:
+    """The in-memory IVF (what collections below ON_DISK_MIN_VECTORS get) over the same
+    vectors: build time, peak memory, latency and recall, for the threshold's choice."""
+    from searchclip._vector_index import IVFIndex
+
+    ids, vectors = (np.concatenate(parts) for parts in zip(*collection(n), strict=True))
+    held = peak_mb()
+    started = time.perf_counter()
+    index = IVFIndex(DIM)
+    index.add(ids, vectors)
+    print(f"in-memory IVF over {n:,}: built in {time.perf_counter() - started:.0f} s, peak")
+    print(f"  {peak_mb():,.0f} MB ({held:,.0f} MB of it the float32 vectors and the generator)")
+    del vectors
+    half = queries // 2
+    for name, query_set in (
+        ("image", clip_like(half, seed=7)),
+        ("text", clip_like(half, seed=8, text=True)),
+    ):
+        found, ms = timed_queries(index, query_set, far=name == "text")
+        print(f"{name} | {recall(found, exact_top(query_set, n)):.3f} | {ms:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
     parser.add_argument("--codes", help="SQ8 or PQ<m> (default: what the engine picks here)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, help="directory for the files (default: a temp one)")
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="instead: the in-memory IVF over the same vectors (a fresh process), to compare",
+    )
     args = parser.parse_args()
+    if args.in_memory:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(in_memory, args.n, args.queries).result()
+        return
     work = args.out or Path(tempfile.mkdtemp(prefix="searchclip-ondisk-"))
     work.mkdir(parents=True, exist_ok=True)
     codes = args.codes or codes_for(args.n, DIM, memory_budget())

@@ -310,7 +310,8 @@ class SearchEngine(SearchMethods, ImageMethods, XmpMethods, DuplicateMethods, Mi
                 report = dataclasses.replace(report, precision_choice=self._precision.chosen_now)
                 self._precision.chosen_now = ""
             state = self._catalog.state()
-            self._vectors.apply(changes, state, self._shard_runner(ray_address))
+            built = self._vectors.apply(changes, state, self._shard_runner(ray_address))
+            report = dataclasses.replace(report, vector_index=built)
             with self._state_lock:
                 self._state = state
             self._encoders.export_text_encoder(model)  # only if torch is loaded anyway

@@ -166,6 +166,7 @@ class IndexReport:
     offline: int = 0
     offline_roots: tuple[str, ...] = ()
     back_online: int = 0  # offline files seen again (where they were, or moved)
+    vector_index: str = ""  # set when the run built a new on-disk vector index (said once)
 
     @property
     def changed_anything(self) -> bool:

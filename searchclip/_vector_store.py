@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 # Changes remembered for an incremental update; beyond this many files a run rebuilds instead
 # (the changes' vectors are held in memory until the run ends: one vector a change).
 MAX_PENDING_CHANGES = 100_000
+_OUTGROWN = "has outgrown"
 
 
 class VectorChanges:
@@ -125,18 +127,18 @@ class VectorStore:
 
     def apply(
         self, changes: VectorChanges, state: IndexState, run_shards: ShardRunner | None = None
-    ) -> None:
+    ) -> str:
         """Bring the vector file up to date after an index run that recorded ``changes``;
         ``state``: the catalog's state after the run; ``run_shards``: where the shards of an
-        on-disk index's rebuild run (None: here, one after another)."""
+        on-disk index's rebuild run (None: here, one after another). Returns a line for the
+        run's report when it built a new on-disk index (minutes to hours), else ""."""
         from searchclip._vector_index import VectorIndexFileError, load_index
 
         path = self.file(state.generation)
         if state.generation == changes.generation or changes.overflowed or not changes.latest:
             # Nothing changed (a good file stays as it is, one a search found bad is written),
             # or no changes to apply: the file comes from the catalog.
-            self.refresh(state, run_shards)
-            return
+            return self.refresh(state, run_shards)
         try:
             # The previous generation's file, loaded afresh rather than the cached index:
             # searches may be running on that one, and it must not change under them (an
@@ -148,21 +150,25 @@ class VectorStore:
             if added:
                 index.add(np.fromiter(added, np.int64, len(added)), np.stack(list(added.values())))
             index = self._checked(index, path, state.files)
-        except VectorIndexFileError:
-            self.refresh(state, run_shards)  # the half-updated copy is dropped with this frame
-            return
+        except VectorIndexFileError as exc:  # the half-updated copy is dropped with this frame
+            return self.refresh(state, run_shards, why=str(exc))
         self._save(index, path, state.generation)
         self._sweep(state.generation)
         self._keep(index, state)
+        return ""
 
-    def refresh(self, state: IndexState, run_shards: ShardRunner | None = None) -> None:
+    def refresh(
+        self, state: IndexState, run_shards: ShardRunner | None = None, *, why: str = ""
+    ) -> str:
         """Make ``state``'s generation's file current: kept if it checks out, else written from
         the index built in memory for it (by a search) or built from the catalog; then delete
-        the other generations' files. ``state`` must have a model."""
+        the other generations' files. ``state`` must have a model. Returns what :meth:`apply`
+        returns; ``why``: what made the previous file unusable, for that line."""
         path = self.file(state.generation)
         if self._good_file == state.generation and path.exists():
             self._sweep(state.generation)
-            return
+            return ""
+        note = ""
         index = self._loaded(state)
         if index is None:
             with self._lock:  # one build at a time, readers' included
@@ -174,10 +180,13 @@ class VectorStore:
                 ):
                     index = self._checked_or_none(cached[0], path, state.files)
                 if index is None:
+                    started = time.monotonic()
                     index = self._built(state, run_shards, here=True)
+                    note = _built_note(index, time.monotonic() - started, why)
             self._save(index, path, state.generation)
         self._sweep(state.generation)
         self._keep(index, state)
+        return note
 
     # --- checking (searchclip check) -------------------------------------------------------------
 
@@ -250,7 +259,7 @@ class VectorStore:
         if not isinstance(index, index_type_for(count)):
             raise VectorIndexFileError(f"{path} is not the index type {count} vectors need")
         if index.outgrown:
-            raise VectorIndexFileError(f"the collection has outgrown the lists of {path}")
+            raise VectorIndexFileError(f"the collection {_OUTGROWN} {path}")
         return index
 
     def _checked_or_none(self, index: VectorIndex, path: Path, count: int) -> VectorIndex | None:
@@ -280,6 +289,17 @@ class VectorStore:
     def _keep(self, index: VectorIndex, state: IndexState) -> None:
         with self._lock:
             self._cached = (index, state.generation, state.model.id)
+
+
+def _built_note(index: VectorIndex, seconds: float, why: str) -> str:
+    """The report's line for a new on-disk index ("" for the in-memory kinds: seconds)."""
+    from searchclip._vector_index import OnDiskIVFIndex
+
+    if not isinstance(index, OnDiskIVFIndex):
+        return ""
+    reason = " (the changes had outgrown the last one)" if _OUTGROWN in why else ""
+    built = f"{index.ntotal:,} vectors, built in {seconds:.0f} s"
+    return f"a new on-disk vector index: {built}{reason}"
 
 
 def _serves(cached: tuple[VectorIndex, int, int] | None, state: IndexState) -> bool:

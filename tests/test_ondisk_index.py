@@ -204,8 +204,9 @@ def test_the_engine_keeps_a_large_index_on_disk(tmp_path, fake_model, on_disk_fr
     photo_folder(photos, 44)
     index_dir = tmp_path / "index"
     with SearchEngine(index_dir, model=fake_model) as engine:
-        engine.index(photos)
+        report = engine.index(photos)
         assert on_disk_from_40 == [44]
+        assert report.vector_index.startswith("a new on-disk vector index: 44 vectors, built in")
         (vector_file,) = index_dir.glob("vectors-*.faiss")
         assert isinstance(load_index(vector_file, FAKE_DIM), OnDiskIVFIndex)
         base = sorted(p.name for p in index_dir.glob("ondisk-*"))
@@ -214,7 +215,7 @@ def test_the_engine_keeps_a_large_index_on_disk(tmp_path, fake_model, on_disk_fr
         assert engine.search_image(probe, k=3)[0].path == str(probe)
 
         photo_folder(tmp_path / "more", 3, start_seed=50)  # a few more: beside the base
-        engine.index(tmp_path / "more")
+        assert not engine.index(tmp_path / "more").vector_index
         assert on_disk_from_40 == [44]
         assert sorted(p.name for p in index_dir.glob("ondisk-*")) == base
         (newer,) = index_dir.glob("vectors-*.faiss")
@@ -224,8 +225,9 @@ def test_the_engine_keeps_a_large_index_on_disk(tmp_path, fake_model, on_disk_fr
 
         for gone in ("img000.png", "img002.png"):
             (photos / gone).unlink()
-        engine.index(photos)  # 5 changes of 44: more than a tenth, a new base
+        report = engine.index(photos)  # 5 changes of 44: more than a tenth, a new base
         assert on_disk_from_40 == [44, 45]
+        assert report.vector_index.endswith("(the changes had outgrown the last one)")
         assert sorted(p.name for p in index_dir.glob("ondisk-*")) != base
         assert len(list(index_dir.glob("ondisk-*"))) == 3  # the old base deleted
         hits = {h.path for h in engine.search("x", k=50)}
@@ -247,3 +249,18 @@ def test_a_search_builds_a_missing_on_disk_index_elsewhere(tmp_path, fake_model,
         engine.index(photos)  # the writer does: built again, into the index directory
     assert on_disk_from_40 == [40, 40, 40]
     assert len(list(index_dir.glob("ondisk-*"))) == 3
+
+
+def test_the_cli_says_when_it_built_an_on_disk_index(tmp_path, fake_model, on_disk_from_40):
+    from typer.testing import CliRunner
+
+    from searchclip._cli import app
+
+    photo_folder(tmp_path / "photos", 40)
+    index = str(tmp_path / "index")
+    args = ["index", str(tmp_path / "photos"), "--index", index, "--model", fake_model]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "a new on-disk vector index: 40 vectors, built in" in result.stderr
+    again = CliRunner().invoke(app, args[:4])
+    assert again.exit_code == 0 and "on-disk" not in again.stderr

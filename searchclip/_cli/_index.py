@@ -141,6 +141,8 @@ def index(
         made = engine.make_thumbnails(workers=workers or 2) if thumbnails else None
     if report.precision_choice:
         typer.echo(f"precision: {report.precision_choice}", err=True)
+    if report.vector_index:
+        typer.echo(report.vector_index, err=True)
     typer.echo(index_summary(report, path))
     shown = report.failures[:FAILURES_SHOWN]
     echo_names((f"  skipped {failure.path}: {failure.reason}" for failure in shown), err=True)
