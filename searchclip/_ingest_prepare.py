@@ -6,7 +6,7 @@ holds nothing that cannot travel (the content hashes to reuse, the options, the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -41,7 +41,9 @@ class FilePreparer:
     """Prepares files for one run: content the catalog holds (``reusable`` hashes, or the
     path's own record) is hashed only; new content is decoded for ``encoding``."""
 
-    def __init__(self, encoding: ImageEncoding, options: IngestOptions, reusable: set[str]):
+    def __init__(
+        self, encoding: ImageEncoding, options: IngestOptions, reusable: Container[str]
+    ) -> None:
         self.encoding = encoding
         self.options = options
         self.reusable = reusable

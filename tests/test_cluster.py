@@ -169,6 +169,35 @@ def test_an_on_disk_index_adds_its_shards_as_ray_tasks(cluster, tmp_path, fake_m
         assert [h.path for h in engine.search_image(photos / "img004.png", k=10)] == on_cluster
 
 
+def test_actors_get_the_known_contents_as_prefixes_and_a_shared_prefix_costs_a_decode(
+    cluster, tmp_path, fake_model, monkeypatch
+):
+    from searchclip import _images as images
+    from searchclip._cluster import pipeline
+    from searchclip._cluster.worker import HashPrefixes
+
+    digests = [images.content_hash(str(i).encode()) for i in range(1000)]
+    known = HashPrefixes(digests[:500])
+    assert len(known) == 500 and all(d in known for d in digests[:500])
+    assert not any(d in known for d in digests[500:]) and "" not in known
+
+    photos = tmp_path / "photos"
+    paths = photo_folder(photos, 6)
+    new_contents = [images.content_hash(p.read_bytes()) for p in paths]
+    # As if every new photo's hash shared its first 64 bits with a known content's: the actors
+    # skip decoding them, and the driver, finding no vector to copy, decodes them itself.
+    monkeypatch.setattr(
+        pipeline, "HashPrefixes", lambda hashes: HashPrefixes([*hashes, *new_contents])
+    )
+    _, address = cluster
+    with SearchEngine(tmp_path / "cluster", model=fake_model) as engine:
+        report = engine.index(photos, ray_address=address)
+    assert (report.new, report.failed) == (6, 0)
+    with SearchEngine(tmp_path / "local", model=fake_model) as engine:
+        engine.index(photos)
+    _same_catalog(tmp_path / "cluster", tmp_path / "local", tolerance=1e-6)
+
+
 def test_a_file_a_worker_cannot_read_is_recorded_as_a_local_run_records_it(
     cluster, tmp_path, fake_model
 ):

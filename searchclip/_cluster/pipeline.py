@@ -20,6 +20,7 @@ from searchclip._cluster.worker import (
     SIZE,
     UNREADABLE_ON,
     FileEncoder,
+    HashPrefixes,
 )
 from searchclip._encoders.precision import AUTO
 from searchclip._errors import ClusterError, MissingExtraError
@@ -161,7 +162,7 @@ class ClusterRun:
                 "device": "cuda" if gpus else "cpu",
                 "batch_size": self.batch_size,
                 "options": options,
-                "reusable": set(preparer.reusable),
+                "reusable": HashPrefixes(preparer.reusable),
                 "root": self.root,
             },
             batch_size=self.batch_size,
