@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from searchclip._catalog import schema
 from searchclip._catalog.catalog import (
     Catalog,
     CatalogChanges,
@@ -385,6 +386,25 @@ def test_all_vectors_are_sorted_by_id_and_equal_to_what_was_stored(
     by_id = catalog.files_by_id(ids.tolist())
     expected = np.stack([stored[by_id[file_id].path] for file_id in ids.tolist()])
     np.testing.assert_array_equal(vectors, expected)
+
+
+def test_vector_chunks_stream_what_all_vectors_reads(catalog: Catalog, model: ModelRecord):
+    upsert(catalog, model, *[(entry(f"/p/{i:03d}.jpg"), random_vector(i)) for i in range(23)])
+    ids, vectors = catalog.all_vectors(model)
+    chunks = list(catalog.vector_chunks(model, rows=5))
+    assert [len(chunk_ids) for chunk_ids, _ in chunks] == [5, 5, 5, 5, 3]
+    assert np.array_equal(np.concatenate([c for c, _ in chunks]), ids)
+    assert np.array_equal(np.concatenate([v for _, v in chunks]), vectors)
+    with catalog._engine.begin() as connection:  # a blob of another model's length
+        connection.execute(
+            schema.vectors.update()
+            .where(schema.vectors.c.file_id == int(ids[7]))
+            .values(vector=b"\0" * 12)
+        )
+    with pytest.raises(CatalogError, match="wrong length"):
+        catalog.all_vectors(model)
+    with pytest.raises(CatalogError, match="wrong length"):
+        list(catalog.vector_chunks(model, rows=5))
 
 
 def test_all_vectors_of_an_empty_catalog(catalog: Catalog, model: ModelRecord) -> None:

@@ -32,10 +32,9 @@ def vectors_keyed_by(
 
 
 def vector_chunks(
-    connection: Connection, model_id: int, rows: int | None
+    connection: Connection, model_id: int, rows: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(ids, float32 vectors, flat) of ``model_id``, ``rows`` at a time (None: one chunk),
-    ids ascending; nothing where there are none."""
+    """(ids, float32 vectors, flat) of ``model_id``, ``rows`` at a time, ids ascending."""
     table = schema.vectors
     query = select(table.c.file_id, table.c.vector).where(table.c.model_id == model_id)
     query = query.order_by(table.c.file_id).limit(rows)
@@ -44,6 +43,4 @@ def vector_chunks(
         ids = np.fromiter((row[0] for row in fetched), dtype=np.int64, count=len(fetched))
         vectors = np.frombuffer(b"".join(row[1] for row in fetched), dtype="<f4")
         yield ids, vectors.astype(np.float32)
-        if rows is None:
-            return
         after = int(ids[-1])
