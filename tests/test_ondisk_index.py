@@ -117,6 +117,10 @@ def test_changes_go_beside_the_base_and_survive_a_reload(tmp_path, collection):
         _, found = again.search(vectors[400:401], 10, allowed=subset)
         assert set(found[0].tolist()) == {int(ids[25]), int(ids[400]), 10**6 + 3, -1}  # padded
         assert found[0, 0] == ids[400]
+    _, found = again.search(vectors[:1], 3, allowed=ids[:2])  # removed ones only: nothing
+    assert found.tolist() == [[-1, -1]]
+    _, found = again.search(fresh[10:11], 3, allowed=np.array([10**6 + 5, 10**6 + 6]))
+    assert sorted(found[0].tolist()) == [10**6 + 5, 10**6 + 6]  # changes only
 
 
 def test_the_index_outgrows_its_base_with_enough_changes(tmp_path, collection):

@@ -76,6 +76,7 @@ class OnDiskIVFIndex(VectorIndex):
         self._rerank_ids = np.empty(0, np.int64)  # the base's ids, sorted
         self._rerank_rows: np.ndarray = np.empty((0, dim), np.float16)  # mapped, in id order
         self._delta = FlatIndex(dim)
+        self._sorted_delta_ids: np.ndarray | None = None
         self._tombstones = np.empty(0, np.int64)  # base ids no longer answered for, sorted
         self._live: IdSubset | None = None  # the base's ids less the tombstones, made on demand
 
@@ -136,9 +137,11 @@ class OnDiskIVFIndex(VectorIndex):
 
     def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._delta.add(ids, vectors)  # add() removed them first: none is live in the base
+        self._sorted_delta_ids = None
 
     def _remove(self, ids: np.ndarray) -> int:
         removed = self._delta.remove(ids)
+        self._sorted_delta_ids = None
         held = self._live_base().contains(ids)
         if held.any():
             self._tombstones = np.union1d(self._tombstones, ids[held])
@@ -155,10 +158,15 @@ class OnDiskIVFIndex(VectorIndex):
         if fetch:
             _, found = self._lists.search(queries, fetch, base_allowed, far=far)
             parts.append((self._exact_scores(queries, found), found))
-        if self._delta.ntotal:
-            delta_allowed = allowed.ids if isinstance(allowed, IdSubset) else allowed
+        delta_ids = self._delta_ids()
+        if allowed is not None:  # the filter's ids among the changes: a few, not millions
+            delta_ids = delta_ids[_as_subset(allowed).contains(delta_ids)]
+        if len(delta_ids):
+            delta_allowed = None if allowed is None else delta_ids
             scores, found = self._delta.search(queries, k, delta_allowed)
             parts.append((np.where(found >= 0, scores, -np.inf), found))
+        if not parts:  # the filter keeps nothing held
+            return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1)
         scores = np.concatenate([p[0] for p in parts], axis=1)
         found = np.concatenate([p[1] for p in parts], axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -166,6 +174,11 @@ class OnDiskIVFIndex(VectorIndex):
         found = np.take_along_axis(found, best, axis=1)
         found[~np.isfinite(scores)] = -1
         return np.where(found >= 0, scores, 0).astype(np.float32), found
+
+    def _delta_ids(self) -> np.ndarray:
+        if self._sorted_delta_ids is None:
+            self._sorted_delta_ids = np.sort(self._delta.ids())
+        return self._sorted_delta_ids
 
     def _exact_scores(self, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
         """Each candidate's score from its fp16 vector (-inf where there is none: id -1)."""
