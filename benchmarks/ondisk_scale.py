@@ -17,6 +17,7 @@ import multiprocessing
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,6 +27,7 @@ from ann_recall import DIM, K, clip_like
 
 from searchclip._id_subset import IdSubset
 from searchclip._vector_index import build_on_disk, load_index
+from searchclip._vector_index.ivf import SCAN_SHARE
 from searchclip._vector_index.ondisk_build import codes_for, memory_budget
 
 CHUNK_ROWS = 100_000
@@ -43,13 +45,44 @@ def collection(n: int):
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent a worker process was forked from). It counts the pages of mapped files it read
+    (the re-ranking file), which the kernel can drop: see ``anonymous_peak_mb``."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class AnonymousPeak:
+    """The largest RssAnon seen (sampled every 0.2 s): memory the process itself allocated,
+    without the mapped files' pages."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
 
 
 def _shard_in_child(function, shared, ids, rows):
     started = time.perf_counter()
+    anonymous = AnonymousPeak()
     result = function(shared, ids, np.asarray(rows))
-    return result, time.perf_counter() - started, peak_mb()
+    return result, time.perf_counter() - started, anonymous.stop()
 
 
 class TimedShards:
@@ -124,6 +157,68 @@ def in_memory(n: int, queries: int) -> None:
         print(f"{name} | {recall(found, exact_top(query_set, n)):.3f} | {ms:.2f}")
 
 
+def one_shard(directory: Path) -> None:
+    """One shard job of the base in ``directory`` again, in a fresh process: its time and the
+    memory it allocates (what a Ray task needs), from the base's own trained index."""
+    import faiss
+
+    from searchclip._vector_index import add_shard
+    from searchclip._vector_index.ondisk import mapped_rerank
+    from searchclip._vector_index.ondisk_build import SHARD_VECTORS
+
+    (ivf,) = directory.glob("ondisk-*.ivf")
+    index = faiss.read_index(str(ivf), faiss.IO_FLAG_SKIP_IVF_DATA)
+    lists = faiss.ArrayInvertedLists(index.nlist, index.code_size)
+    index.replace_invlists(lists, True)
+    lists.this.disown()  # the index frees it
+    index.ntotal = 0
+    trained = faiss.serialize_index(index)
+    ids, rows = mapped_rerank(ivf.with_suffix(".rerank"), DIM)
+    job = (np.array(ids[:SHARD_VECTORS]), np.array(rows[:SHARD_VECTORS]))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result, seconds, peak = pool.submit(_shard_in_child, add_shard, trained, *job).result()
+    print(
+        f"one shard of {SHARD_VECTORS:,} vectors ({index.nlist} lists): {seconds:.0f} s, "
+        f"{peak:,.0f} MB allocated at the peak, {len(result) / 1e6:.0f} MB of lists returned"
+    )
+
+
+def build(n: int, work: Path, codes: str):
+    """The build, timed phase by phase; the index it made."""
+    streamed_at: list[float] = []
+
+    def stream():
+        yield from collection(n)
+        streamed_at.append(time.perf_counter())
+
+    shards = TimedShards()
+    started = time.perf_counter()
+    anonymous = AnonymousPeak()
+    index = build_on_disk(DIM, stream(), work, codes=codes, run_shards=shards)
+    total = time.perf_counter() - started
+    driver_anonymous = anonymous.stop()
+    write_s = streamed_at[0] - started
+    train_s = shards.started_at - streamed_at[0]
+    shard_s = sum(s for s, _ in shards.shards)
+    print(
+        f"build: {total:.0f} s in all, driver peak {driver_anonymous:,.0f} MB allocated "
+        f"({peak_mb():,.0f} MB resident with the mapped files' pages)"
+    )
+    print(f"  stream + fp16 re-ranking file: {write_s:.0f} s (generating the vectors included)")
+    print(f"  training ({index.nlist} lists): {train_s:.0f} s")
+    seconds = [s for s, _ in shards.shards]
+    peaks = [p for _, p in shards.shards]
+    print(
+        f"  {len(seconds)} shards: {shard_s:.0f} s together, each median "
+        f"{statistics.median(seconds):.0f} s, peak {max(peaks):,.0f} MB allocated a shard process"
+    )
+    print(f"  merge + write: {total - write_s - train_s - shard_s:.0f} s")
+    for path in sorted(work.iterdir()):
+        size = path.stat().st_size
+        print(f"  {path.name}: {size / 1e6:,.0f} MB ({size / n:.1f} B/vector)")
+    return index
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
@@ -135,7 +230,12 @@ def main() -> None:
         action="store_true",
         help="instead: the in-memory IVF over the same vectors (a fresh process), to compare",
     )
+    parser.add_argument("--reuse", action="store_true", help="query the base --out holds")
+    parser.add_argument("--one-shard", type=Path, help="instead: one shard job of the base there")
     args = parser.parse_args()
+    if args.one_shard:
+        one_shard(args.one_shard)
+        return
     if args.in_memory:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             pool.submit(in_memory, args.n, args.queries).result()
@@ -147,47 +247,28 @@ def main() -> None:
         f"{args.n:,} vectors, {DIM} dims, codes {codes} (budget {memory_budget() / 2**30:.1f} GiB)"
     )
 
-    streamed_at: list[float] = []
-
-    def stream():
-        yield from collection(args.n)
-        streamed_at.append(time.perf_counter())
-
-    shards = TimedShards()
-    started = time.perf_counter()
-    index = build_on_disk(DIM, stream(), work, codes=codes, run_shards=shards)
-    total = time.perf_counter() - started
-    write_s = streamed_at[0] - started
-    train_s = shards.started_at - streamed_at[0]
-    shard_s = sum(s for s, _ in shards.shards)
-    print(f"build: {total:.0f} s in all, driver peak {peak_mb():,.0f} MB")
-    print(f"  stream + fp16 re-ranking file: {write_s:.0f} s (generating the vectors included)")
-    print(f"  training ({index.nlist} lists): {train_s:.0f} s")
-    seconds = [s for s, _ in shards.shards]
-    peaks = [p for _, p in shards.shards]
-    print(
-        f"  {len(seconds)} shards: {shard_s:.0f} s together, each median "
-        f"{statistics.median(seconds):.0f} s, peak {max(peaks):,.0f} MB a shard process"
-    )
-    print(f"  merge + write: {total - write_s - train_s - shard_s:.0f} s")
-    for path in sorted(work.iterdir()):
-        size = path.stat().st_size
-        print(f"  {path.name}: {size / 1e6:,.0f} MB ({size / args.n:.1f} B/vector)")
-
+    if args.reuse:
+        index = load_index(work / "vectors-1.faiss", DIM)  # as the build below left it
+    else:
+        index = build(args.n, work, codes)
+        index.save(work / "vectors-1.faiss")
     half = args.queries // 2
     query_sets = {"image": clip_like(half, seed=7), "text": clip_like(half, seed=8, text=True)}
     rng = np.random.default_rng(5)
     filtered = np.sort(rng.choice(np.arange(1, args.n + 1), args.n // 100, replace=False))
     subset = IdSubset(filtered)
-    path = work / "vectors-1.faiss"
-    index.save(path)
     began = time.perf_counter()
-    index = load_index(path, DIM)
+    index = load_index(work / "vectors-1.faiss", DIM)
     first = timed_queries(index, query_sets["image"][:1], far=False)[1]
     print(f"load: {(time.perf_counter() - began) * 1000:.0f} ms, first query {first:.1f} ms")
     began = time.perf_counter()
-    truths = {name: exact_top(queries, args.n) for name, queries in query_sets.items()}
-    filtered_truth = exact_top(query_sets["image"], args.n, filtered)
+    cached = work / f"truth-{args.n}-{args.queries}.npz"
+    if not cached.exists():
+        truths = {name: exact_top(queries, args.n) for name, queries in query_sets.items()}
+        np.savez(cached, filtered=exact_top(query_sets["image"], args.n, filtered), **truths)
+    with np.load(cached) as saved:
+        truths = {name: saved[name] for name in query_sets}
+        filtered_truth = saved["filtered"]
     print(f"exact search for the truth: {time.perf_counter() - began:.0f} s")
     print("query | recall@10 | median ms")
     for name, queries in query_sets.items():
@@ -195,6 +276,15 @@ def main() -> None:
         print(f"{name} | {recall(found, truths[name]):.3f} | {ms:.2f}")
     found, ms = timed_queries(index, query_sets["image"], far=False, allowed=subset)
     print(f"image, 1 % filter | {recall(found, filtered_truth):.3f} | {ms:.2f}")
+    print("scan share (image; text 4x) | image recall, ms | text recall, ms")
+    for share in (1 / 128, 1 / 64, 1 / 32, 1 / 16):
+        index._lists.scan_share = share  # the engine's is SCAN_SHARE (1/32)
+        row = []
+        for name, queries in query_sets.items():
+            found, ms = timed_queries(index, queries, far=name == "text")
+            row.append(f"{recall(found, truths[name]):.3f}, {ms:.2f}")
+        print(f"1/{round(1 / share)} | {row[0]} | {row[1]}")
+    index._lists.scan_share = SCAN_SHARE
 
     extra_ids = np.arange(args.n + 1, args.n + 10_001, dtype=np.int64)
     began = time.perf_counter()

@@ -245,11 +245,10 @@ class VectorStore:
         if index_type_for(state.files) is not OnDiskIVFIndex:
             return build_index(model.dim, *self._catalog.all_vectors(model))
         chunks = self._catalog.vector_chunks(model)
-        shards = {} if run_shards is None else {"run_shards": run_shards}
         if here:
-            return build_on_disk(model.dim, chunks, self._dir, **shards)
+            return build_on_disk(model.dim, chunks, self._dir, run_shards=run_shards)
         with tempfile.TemporaryDirectory(prefix="searchclip-", ignore_cleanup_errors=True) as temp:
-            return build_on_disk(model.dim, chunks, Path(temp), **shards)
+            return build_on_disk(model.dim, chunks, Path(temp), run_shards=run_shards)
 
     def _checked(self, index: VectorIndex, path: Path, count: int) -> VectorIndex:
         from searchclip._vector_index import VectorIndexFileError, index_type_for

@@ -77,13 +77,15 @@ def build_on_disk(
     directory: Path,
     *,
     codes: str | None = None,
-    run_shards: ShardRunner = run_shards_here,
+    run_shards: ShardRunner | None = None,
     shard_vectors: int | None = None,
 ) -> OnDiskIVFIndex:
     """A new base in ``directory`` holding the (ids, vectors) of ``chunks`` (ids ascending
     across chunks, vectors unit length), opened; ``codes`` overrides :func:`codes_for`. The
-    files are removed again if the build fails; ``shard_vectors``: vectors a shard job adds
-    (default ``SHARD_VECTORS``)."""
+    files are removed again if the build fails. ``run_shards``: where the shard jobs run
+    (None: here, one after another); ``shard_vectors``: vectors a job adds (default
+    ``SHARD_VECTORS``)."""
+    run_shards = run_shards or run_shards_here
     shard_vectors = shard_vectors or SHARD_VECTORS
     base = f"ondisk-{secrets.token_hex(6)}"
     ivf_path, lists_path, rerank_path = base_files(directory, base)
