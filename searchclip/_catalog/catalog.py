@@ -227,7 +227,7 @@ class Catalog:
             ids = np.empty(count, np.int64)
             vectors = np.empty((count, model.dim), np.float32)
             done = 0
-            for chunk_ids, chunk in self._vector_chunks(connection, model, 65_536):
+            for chunk_ids, chunk in self._vector_chunks(connection, model, 16_384):
                 ids[done : done + len(chunk_ids)] = chunk_ids
                 vectors[done : done + len(chunk_ids)] = chunk
                 done += len(chunk_ids)

@@ -42,5 +42,5 @@ def vector_chunks(
     while fetched := connection.execute(query.where(table.c.file_id > after)).all():
         ids = np.fromiter((row[0] for row in fetched), dtype=np.int64, count=len(fetched))
         vectors = np.frombuffer(b"".join(row[1] for row in fetched), dtype="<f4")
-        yield ids, vectors.astype(np.float32)
+        yield ids, vectors.astype(np.float32, copy=False)  # read-only, as the blobs are
         after = int(ids[-1])
