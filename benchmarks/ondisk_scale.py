@@ -26,7 +26,7 @@ import numpy as np
 from ann_recall import DIM, K, clip_like
 
 from searchclip._id_subset import IdSubset
-from searchclip._vector_index import build_on_disk, load_index
+from searchclip._vector_index import build_on_disk, load_index, ondisk
 from searchclip._vector_index.ivf import SCAN_SHARE
 from searchclip._vector_index.ondisk_build import codes_for, memory_budget
 
@@ -276,6 +276,7 @@ def main() -> None:
         print(f"{name} | {recall(found, truths[name]):.3f} | {ms:.2f}")
     found, ms = timed_queries(index, query_sets["image"], far=False, allowed=subset)
     print(f"image, 1 % filter | {recall(found, filtered_truth):.3f} | {ms:.2f}")
+    default_factors = ondisk.RERANK_FACTOR, ondisk.PQ_RERANK_FACTOR
     print("scan share (image; text 4x) | image recall, ms | text recall, ms")
     for share in (1 / 128, 1 / 64, 1 / 32, 1 / 16):
         index._lists.scan_share = share  # the engine's is SCAN_SHARE (1/32)
@@ -285,6 +286,15 @@ def main() -> None:
             row.append(f"{recall(found, truths[name]):.3f}, {ms:.2f}")
         print(f"1/{round(1 / share)} | {row[0]} | {row[1]}")
     index._lists.scan_share = SCAN_SHARE
+    print("re-ranked candidates per result | image recall, ms | text recall, ms")
+    for factor in (8, 32, 100, 300):
+        ondisk.RERANK_FACTOR = ondisk.PQ_RERANK_FACTOR = factor  # read per search
+        row = []
+        for name, queries in query_sets.items():
+            found, ms = timed_queries(index, queries, far=name == "text")
+            row.append(f"{recall(found, truths[name]):.3f}, {ms:.2f}")
+        print(f"{factor} | {row[0]} | {row[1]}")
+    ondisk.RERANK_FACTOR, ondisk.PQ_RERANK_FACTOR = default_factors
 
     extra_ids = np.arange(args.n + 1, args.n + 10_001, dtype=np.int64)
     began = time.perf_counter()

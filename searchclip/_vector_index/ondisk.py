@@ -5,9 +5,9 @@ is three files that never change once written, named ``<base>.ivf`` (centroids a
 read into memory), ``<base>.ivfdata`` (the lists' compressed codes and ids, memory-mapped:
 FAISS's ``OnDiskInvertedLists``) and ``<base>.rerank`` (every vector at fp16 and its id,
 memory-mapped). A query scans the best lists' codes, then re-scores the best
-``RERANK_FACTOR * k`` of them with their fp16 vectors: the codes only have to find the
-neighbours, not rank them (SQ8 or PQ codes alone rank CLIP's close neighbours poorly:
-docs/scale.md).
+``RERANK_FACTOR * k`` of them (``PQ_RERANK_FACTOR * k`` for PQ codes) with their fp16
+vectors: the codes only have to find the neighbours, not rank them (SQ8 or PQ codes alone
+rank CLIP's close neighbours poorly: docs/scale.md).
 
 Index runs change the collection without touching the base: added or replaced vectors go to
 a small exact index beside it (the delta) and removed or replaced ids to a list of ids the base
@@ -34,7 +34,10 @@ from searchclip._vector_index.files import FileHeader, VectorIndexFileError
 from searchclip._vector_index.index import VectorIndex
 from searchclip._vector_index.ivf import SCAN_SHARE, IVFIndex
 
-RERANK_FACTOR = 8  # candidates re-scored per result wanted (docs/scale.md, the 10M build)
+# Candidates re-scored per result wanted (docs/scale.md, the 10M builds): SQ8 codes rank the
+# true neighbours among their first few; PQ codes scatter them far wider.
+RERANK_FACTOR = 8
+PQ_RERANK_FACTOR = 300
 RERANK_MIN = 64
 DELTA_SHARE = 0.1  # changes beyond this share of the base: build a new base
 DELTA_MAX = 200_000  # vectors searched exactly beside the base, at most
@@ -79,6 +82,7 @@ class OnDiskIVFIndex(VectorIndex):
         self._sorted_delta_ids: np.ndarray | None = None
         self._tombstones = np.empty(0, np.int64)  # base ids no longer answered for, sorted
         self._live: IdSubset | None = None  # the base's ids less the tombstones, made on demand
+        self._product_codes = False  # PQ (else SQ8): how many candidates to re-score
 
     @classmethod
     def open_base(cls, directory: Path, base: str, dim: int) -> OnDiskIVFIndex:
@@ -91,6 +95,7 @@ class OnDiskIVFIndex(VectorIndex):
         index.base, index.directory = base, directory
         index._lists._index = _mapped_lists(ivf_path, lists_path, dim)
         index._lists._trained_on = int(index._lists._index.ntotal)
+        index._product_codes = isinstance(index._lists._index, import_faiss().IndexIVFPQ)
         index._rerank_ids, index._rerank_rows = mapped_rerank(rerank_path, dim)
         if len(index._rerank_ids) != index._lists.ntotal:
             raise VectorIndexFileError(f"{rerank_path} does not match {ivf_path}")
@@ -154,7 +159,8 @@ class OnDiskIVFIndex(VectorIndex):
         parts = []
         base_allowed = self._base_allowed(allowed)
         held = len(self._live_base()) if base_allowed is None else len(base_allowed)
-        fetch = min(held, max(RERANK_FACTOR * k, RERANK_MIN))
+        factor = PQ_RERANK_FACTOR if self._product_codes else RERANK_FACTOR
+        fetch = min(held, max(factor * k, RERANK_MIN))
         if fetch:
             _, found = self._lists.search(queries, fetch, base_allowed, far=far)
             parts.append((self._exact_scores(queries, found), found))
