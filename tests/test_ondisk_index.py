@@ -119,6 +119,8 @@ def test_changes_go_beside_the_base_and_survive_a_reload(tmp_path, collection):
         assert found[0, 0] == ids[400]
     _, found = again.search(vectors[:1], 3, allowed=ids[:2])  # removed ones only: nothing
     assert found.tolist() == [[-1, -1]]
+    _, found = again.search(vectors[:1], 3, allowed=np.array([ids[0], ids[1], ids[500]]))
+    assert found.tolist() == [[ids[500], -1, -1]]  # k results, padded
     _, found = again.search(fresh[10:11], 3, allowed=np.array([10**6 + 5, 10**6 + 6]))
     assert sorted(found[0].tolist()) == [10**6 + 5, 10**6 + 6]  # changes only
 

@@ -171,8 +171,8 @@ class OnDiskIVFIndex(VectorIndex):
             delta_allowed = None if allowed is None else delta_ids
             scores, found = self._delta.search(queries, k, delta_allowed)
             parts.append((np.where(found >= 0, scores, -np.inf), found))
-        if not parts:  # the filter keeps nothing held
-            return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1)
+        count = len(queries)  # padding: the filter may hold fewer than k (removed ids)
+        parts.append((np.full((count, k), -np.inf, np.float32), np.full((count, k), -1)))
         scores = np.concatenate([p[0] for p in parts], axis=1)
         found = np.concatenate([p[1] for p in parts], axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
