@@ -23,9 +23,9 @@ from searchclip._vector_index.ondisk import OnDiskIVFIndex, base_files, is_ondis
 # on (query times and memory at 100k and 1M: docs/benchmarks.md, sections "Approximate search
 # at 1M vectors" and "FAISS threads and the BLAS threshold").
 EXACT_MAX_VECTORS = 100_000
-# In memory up to here: building the in-memory IVF holds every vector as float32 twice over
-# (~5 KB a vector at 512 dimensions: 10 GB at 2M) and every search process holds its fp16
-# codes (1 KB a vector); beyond, the build streams and queries map the files (docs/scale.md).
+# In memory up to here: a rebuild of the in-memory IVF holds every vector at float32 (4 GB at
+# 2M, 512 dimensions) and every search process its fp16 codes (1 KB a vector); beyond, the
+# build streams and queries map the files (docs/scale.md, "Why on disk from 2,000,000").
 ON_DISK_MIN_VECTORS = 2_000_000
 
 # What HNSW files began with (benchmarks/hnsw_index.py writes them still).

@@ -276,21 +276,40 @@ class IVFIndex(VectorIndex):
 def _trained_index(dim: int, vectors: np.ndarray) -> Any:
     """An empty IVF index whose centroids are trained on (a sample of) ``vectors``."""
     faiss = import_faiss()
-    nlist = max(1, min(len(vectors), round(LISTS_PER_SQRT * math.sqrt(len(vectors)))))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, False
+        quantizer,
+        dim,
+        list_count(len(vectors)),
+        faiss.ScalarQuantizer.QT_fp16,
+        faiss.METRIC_INNER_PRODUCT,
+        False,
     )  # by_residual False: fp16 of the vectors themselves is exact enough, and faster to scan
+    train_lists(index, quantizer, vectors)
+    return index
+
+
+def list_count(count: int) -> int:
+    """The lists an IVF over ``count`` vectors gets: ``LISTS_PER_SQRT`` sqrt(count)."""
+    return max(1, min(count, round(LISTS_PER_SQRT * math.sqrt(count))))
+
+
+def train_lists(index: Any, quantizer: Any, vectors: np.ndarray, rounds: int | None = None) -> None:
+    """Train a new IVF ``index`` (made over ``quantizer``, which it then owns) on
+    ``TRAIN_PER_LIST`` vectors a list drawn from ``vectors`` (rows read in order: they may be
+    memory-mapped), unit-length centroids; ``rounds`` of k-means (None: FAISS's default)."""
     index.cp.seed = _SEED
     index.cp.spherical = True  # unit-length centroids, as the vectors are
     index.cp.min_points_per_centroid = 1  # small collections (tests): no warning on stderr
+    if rounds is not None:
+        index.cp.niter = rounds
     index.own_fields = True
     quantizer.this.disown()  # the index owns and frees its quantizer
-    if len(vectors) > TRAIN_PER_LIST * nlist:  # k-means on a sample
-        rows = np.random.default_rng(_SEED).choice(len(vectors), TRAIN_PER_LIST * nlist, False)
+    sample = TRAIN_PER_LIST * index.nlist
+    if len(vectors) > sample:  # k-means on a sample
+        rows = np.random.default_rng(_SEED).choice(len(vectors), sample, False)
         vectors = vectors[np.sort(rows)]
-    index.train(vectors)
-    return index
+    index.train(np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def _selector(allowed: IdSubset, count: int) -> tuple[Any, np.ndarray | None]:

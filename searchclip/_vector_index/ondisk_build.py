@@ -12,7 +12,6 @@ should stay in the page cache; re-ranking makes up what PQ loses (figures: docs/
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from searchclip._vector_index.faiss_setup import import_faiss
-from searchclip._vector_index.ivf import _SEED, LISTS_PER_SQRT, TRAIN_PER_LIST
+from searchclip._vector_index.ivf import list_count, train_lists
 from searchclip._vector_index.ondisk import (
     OnDiskIVFIndex,
     base_files,
@@ -155,8 +154,7 @@ def _write_rerank(path: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.nd
 def _trained(dim: int, rows: np.ndarray, codes: str) -> Any:
     """An empty IVF over ``codes``, its lists and codes trained on a sample of ``rows``."""
     faiss = import_faiss()
-    count = len(rows)
-    nlist = max(1, min(count, round(LISTS_PER_SQRT * math.sqrt(count))))
+    nlist = list_count(len(rows))
     quantizer = faiss.IndexFlatIP(dim)
     metric = faiss.METRIC_INNER_PRODUCT
     if codes == "SQ8":  # of the vectors themselves, as the in-memory IVF's fp16
@@ -167,15 +165,7 @@ def _trained(dim: int, rows: np.ndarray, codes: str) -> Any:
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, int(codes[2:]), 8, metric)
     else:
         raise ValueError(f"unknown codes {codes!r}: SQ8 or PQ<m>, m dividing {dim}")
-    index.cp.seed = _SEED
-    index.cp.spherical = True
-    index.cp.niter = TRAIN_ITERATIONS
-    index.cp.min_points_per_centroid = 1
-    index.own_fields = True
-    quantizer.this.disown()
-    sample = min(count, TRAIN_PER_LIST * nlist)
-    picked = np.sort(np.random.default_rng(_SEED).choice(count, sample, replace=False))
-    index.train(np.ascontiguousarray(rows[picked], dtype=np.float32))
+    train_lists(index, quantizer, rows, rounds=TRAIN_ITERATIONS)
     return index
 
 
@@ -191,8 +181,7 @@ def _merge(index: Any, shard_paths: list[Path], lists_path: Path) -> None:
         total = lists.merge_from_multiple(pointers.data(), pointers.size(), False)
     index.ntotal = total
     index.replace_invlists(lists, True)
-    lists.this.disown()  # the index owns and frees it
-    del shards
+    lists.this.disown()  # the index owns and frees it (the shards' mappings close on return)
 
 
 @contextlib.contextmanager
