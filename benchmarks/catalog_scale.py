@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from metadata_filters import _nbytes
 
 DIM = 512
 MODEL = "benchmark-512"
@@ -291,14 +292,6 @@ def read_with_catalog(path: str, runs: int, what: str, total: int) -> dict:
             "note": f"{len(subset):,} kept ({len(subset) / total:.1%}); first call loads the "
             f"columns ({columns / 1e6:.0f} MB)",
         }
-
-
-def _nbytes(group) -> int:
-    if isinstance(group, np.ndarray):
-        return group.nbytes
-    if isinstance(group, tuple):
-        return sum(_nbytes(part) for part in group)
-    return sum(_nbytes(part) for part in vars(group).values() if isinstance(part, np.ndarray))
 
 
 def read_whole(path: str, runs: int, what: str) -> dict:

@@ -47,7 +47,7 @@ def collection(n: int):
 def peak_mb() -> float:
     """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
     parent a worker process was forked from). It counts the pages of mapped files it read
-    (the re-ranking file), which the kernel can drop: see ``anonymous_peak_mb``."""
+    (the re-ranking file), which the kernel can drop: see ``AnonymousPeak``."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
@@ -140,7 +140,10 @@ def in_memory(n: int, queries: int) -> None:
     vectors: build time, peak memory, latency and recall, for the threshold's choice."""
     from searchclip._vector_index import IVFIndex
 
-    ids, vectors = (np.concatenate(parts) for parts in zip(*collection(n), strict=True))
+    ids = np.arange(1, n + 1, dtype=np.int64)  # as collection() numbers them
+    vectors = np.empty((n, DIM), np.float32)  # filled in place: held once, as a rebuild holds them
+    for number, (_, chunk) in enumerate(collection(n)):
+        vectors[number * CHUNK_ROWS : number * CHUNK_ROWS + len(chunk)] = chunk
     held = peak_mb()
     started = time.perf_counter()
     index = IVFIndex(DIM)
